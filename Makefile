@@ -1,0 +1,112 @@
+# tlshim: mutual TLS for unmodified distributed-training jobs.
+# make [all] | check | install | uninstall | clean | asan | ubsan |
+#      valgrind                     (V=1 shows the commands)
+
+PREFIX ?= /usr/local
+LIBDIR ?= $(PREFIX)/lib
+BINDIR ?= $(PREFIX)/bin
+DESTDIR ?=
+CC ?= cc
+BUILD ?= build
+OPT ?= -O2 -g
+SAN ?=
+
+PKGS := wolfssl libsodium
+PKG_CFLAGS = $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+PKG_LIBS = $(shell pkg-config --libs $(PKGS) 2>/dev/null || echo -lwolfssl -lsodium)
+CHECK_LIBS = $(shell pkg-config --libs check 2>/dev/null || echo -lcheck)
+
+CFLAGS ?=
+CFLAGS += $(OPT) $(SAN) -std=gnu11 -Wall -Wextra -Werror -Wshadow \
+	-Wno-missing-field-initializers -fPIC -fvisibility=hidden \
+	-D_FORTIFY_SOURCE=2 -fstack-protector-strong -MMD -MP $(PKG_CFLAGS)
+LDFLAGS += $(SAN) -Wl,-z,relro,-z,now
+
+ifeq ($(V),1)
+Q :=
+else
+Q := @
+endif
+
+SHIM_CORE := real log config policy record handshake fdtab conn progress \
+	readiness
+SHIM_HOOKS := shim hooks_socket hooks_io hooks_poll
+CORE_OBJS := $(SHIM_CORE:%=$(BUILD)/shim/%.o)
+HOOK_OBJS := $(SHIM_HOOKS:%=$(BUILD)/shim/%.o)
+KEYS_SRCS := $(wildcard tools/keys_*.c)
+KEYS_OBJS := $(KEYS_SRCS:%.c=$(BUILD)/%.o)
+UNIT_SRCS := $(wildcard tests/unit/test_*.c)
+UNIT_BINS := $(UNIT_SRCS:tests/unit/%.c=$(BUILD)/tests/%)
+PROG_SRCS := $(wildcard tests/progs/*.c)
+PROG_BINS := $(PROG_SRCS:tests/progs/%.c=$(BUILD)/tests/%)
+
+LIB := $(BUILD)/libtlshim.so
+KEYS := $(BUILD)/tlshim-keys
+
+.PHONY: all deps check unit e2e install uninstall clean asan ubsan valgrind
+.SECONDARY:
+
+all: deps $(LIB) $(KEYS)
+
+deps:
+	$(Q)tools/deps.sh build
+
+$(BUILD)/%.o: %.c
+	@mkdir -p $(dir $@)
+	@$(if $(Q),echo "  CC      $<")
+	$(Q)$(CC) $(CFLAGS) -c -o $@ $<
+
+$(BUILD)/libtlshim_core.a: $(CORE_OBJS)
+	$(Q)ar rcs $@ $^
+
+$(LIB): $(CORE_OBJS) $(HOOK_OBJS) shim/tlshim.map
+	@$(if $(Q),echo "  LD      $@")
+	$(Q)$(CC) -shared -o $@ $(CORE_OBJS) $(HOOK_OBJS) $(LDFLAGS) \
+		-Wl,--version-script=shim/tlshim.map $(PKG_LIBS) -ldl -lpthread
+
+$(KEYS): $(KEYS_OBJS) $(BUILD)/libtlshim_core.a
+	@$(if $(Q),echo "  LD      $@")
+	$(Q)$(CC) -o $@ $(KEYS_OBJS) $(BUILD)/libtlshim_core.a $(LDFLAGS) \
+		$(PKG_LIBS) -ldl -lpthread
+
+$(BUILD)/tests/test_%: $(BUILD)/tests/unit/test_%.o $(BUILD)/libtlshim_core.a
+	@$(if $(Q),echo "  LD      $@")
+	$(Q)$(CC) -o $@ $< $(BUILD)/libtlshim_core.a $(LDFLAGS) $(PKG_LIBS) \
+		$(CHECK_LIBS) -ldl -lpthread
+
+$(BUILD)/tests/%: $(BUILD)/tests/progs/%.o
+	$(Q)$(CC) -o $@ $< $(LDFLAGS) -lpthread
+
+check: all
+	$(Q)tools/deps.sh test
+	$(Q)$(MAKE) --no-print-directory unit e2e
+
+unit: $(UNIT_BINS) $(KEYS)
+	$(Q)TLSHIM_KEYS=$(KEYS) tests/run-unit $(UNIT_BINS)
+
+e2e: $(LIB) $(KEYS) $(PROG_BINS)
+	$(Q)BUILD=$(BUILD) tests/run-e2e
+
+asan:
+	$(Q)$(MAKE) --no-print-directory BUILD=build/asan OPT="-O1 -g" \
+		SAN="-fsanitize=address -fno-omit-frame-pointer" all unit
+
+ubsan:
+	$(Q)$(MAKE) --no-print-directory BUILD=build/ubsan OPT="-O1 -g" \
+		SAN="-fsanitize=undefined -fno-sanitize-recover=all" all unit
+
+valgrind: all $(UNIT_BINS)
+	$(Q)TLSHIM_KEYS=$(KEYS) VALGRIND=1 tests/run-unit $(UNIT_BINS)
+
+install: all
+	install -d $(DESTDIR)$(LIBDIR) $(DESTDIR)$(BINDIR)
+	install -m 0644 $(LIB) $(DESTDIR)$(LIBDIR)/libtlshim.so
+	install -m 0755 $(KEYS) $(DESTDIR)$(BINDIR)/tlshim-keys
+
+uninstall:
+	rm -f $(DESTDIR)$(LIBDIR)/libtlshim.so $(DESTDIR)$(BINDIR)/tlshim-keys
+
+clean:
+	rm -rf $(BUILD) build
+
+-include $(shell find $(BUILD) -name '*.d' 2>/dev/null)

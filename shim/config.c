@@ -1,0 +1,146 @@
+#define _GNU_SOURCE
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "config.h"
+#include "log.h"
+
+struct config config;
+
+static bool
+env_true(const char *v)
+{
+	return v != NULL && (strcmp(v, "1") == 0 || strcmp(v, "yes") == 0 ||
+	    strcmp(v, "true") == 0 || strcmp(v, "on") == 0);
+}
+
+/* Parse a positive decimal; returns 0 or -1. */
+static int
+parse_positive(const char *v, unsigned long long max, unsigned long long *out)
+{
+	char *end;
+	unsigned long long n;
+
+	if (v[0] < '0' || v[0] > '9')
+		return -1;
+	errno = 0;
+	n = strtoull(v, &end, 10);
+	if (errno != 0 || *end != '\0' || n == 0 || n > max)
+		return -1;
+	*out = n;
+	return 0;
+}
+
+static void
+config_fail(struct config *cfg, const char *fmt, const char *name,
+    const char *detail)
+{
+	/* Keep the first problem: it is the one the user must fix first. */
+	if (cfg->error[0] == '\0')
+		snprintf(cfg->error, sizeof(cfg->error), fmt, name, detail);
+}
+
+void
+config_load(struct config *cfg, const char *(*getenv_fn)(const char *))
+{
+	const char *v;
+	char err[160];
+	unsigned long long n;
+
+	memset(cfg, 0, sizeof(*cfg));
+	cfg->handshake_timeout_ms = CONFIG_DEFAULT_HANDSHAKE_TIMEOUT_MS;
+	cfg->rekey_records = CONFIG_DEFAULT_REKEY_RECORDS;
+
+	v = getenv_fn("TLSHIM");
+	cfg->enabled = env_true(v);
+	if (v != NULL && !cfg->enabled && strcmp(v, "0") != 0 && *v != '\0')
+		config_fail(cfg, "%s must be 0 or 1, not \"%s\"", "TLSHIM", v);
+
+	v = getenv_fn("TLSHIM_DIR");
+	if (v != NULL && *v != '\0') {
+		if (strlen(v) >= sizeof(cfg->dir) - 16)
+			config_fail(cfg, "%s is too long%s", "TLSHIM_DIR", "");
+		else
+			snprintf(cfg->dir, sizeof(cfg->dir), "%s", v);
+	} else {
+		snprintf(cfg->dir, sizeof(cfg->dir), "%s", CONFIG_DEFAULT_DIR);
+	}
+
+	cfg->loopback = env_true(getenv_fn("TLSHIM_LOOPBACK"));
+
+	if (policy_parse(getenv_fn("TLSHIM_INCLUDE"), &cfg->include, err,
+	    sizeof(err)))
+		config_fail(cfg, "%s: %s", "TLSHIM_INCLUDE", err);
+	if (policy_parse(getenv_fn("TLSHIM_EXCLUDE"), &cfg->exclude, err,
+	    sizeof(err)))
+		config_fail(cfg, "%s: %s", "TLSHIM_EXCLUDE", err);
+
+	v = getenv_fn("TLSHIM_JOB");
+	if (v != NULL && *v != '\0') {
+		size_t i, len = strlen(v);
+
+		if (len >= sizeof(cfg->job))
+			config_fail(cfg, "%s is too long%s", "TLSHIM_JOB", "");
+		for (i = 0; i < len; i++)
+			if (v[i] == '/' || v[i] <= ' ' || v[i] > '~')
+				break;
+		if (i < len)
+			config_fail(cfg, "%s has a character not allowed in an "
+			    "identity: \"%s\"", "TLSHIM_JOB", v);
+		else if (len < sizeof(cfg->job))
+			memcpy(cfg->job, v, len + 1);
+	}
+
+	v = getenv_fn("TLSHIM_HANDSHAKE_TIMEOUT");
+	if (v != NULL && *v != '\0') {
+		if (parse_positive(v, 3600, &n))
+			config_fail(cfg, "%s must be whole seconds from 1 to 3600, "
+			    "not \"%s\"", "TLSHIM_HANDSHAKE_TIMEOUT", v);
+		else
+			cfg->handshake_timeout_ms = (int)n * 1000;
+	}
+
+	v = getenv_fn("TLSHIM_REKEY_RECORDS");
+	if (v != NULL && *v != '\0') {
+		if (parse_positive(v, CONFIG_DEFAULT_REKEY_RECORDS, &n) || n < 2)
+			config_fail(cfg, "%s must be from 2 to 8388608, not \"%s\"",
+			    "TLSHIM_REKEY_RECORDS", v);
+		else
+			cfg->rekey_records = n;
+	}
+}
+
+static const char *
+process_getenv(const char *name)
+{
+	return getenv(name);
+}
+
+void
+config_init(void)
+{
+	const char *level = getenv("TLSHIM_LOG");
+	enum log_level threshold = LOG_WARN;
+
+	if (level != NULL) {
+		if (strcmp(level, "error") == 0)
+			threshold = LOG_ERROR;
+		else if (strcmp(level, "info") == 0)
+			threshold = LOG_INFO;
+		else if (strcmp(level, "debug") == 0)
+			threshold = LOG_DEBUG;
+	}
+	config_load(&config, process_getenv);
+	if (!config.enabled)
+		return;
+	log_open(threshold, getenv("TLSHIM_LOG_FILE"));
+	if (level != NULL && strcmp(level, "error") && strcmp(level, "warn") &&
+	    strcmp(level, "info") && strcmp(level, "debug"))
+		log_msg(LOG_WARN, "TLSHIM_LOG=\"%s\" is not error, warn, info or "
+		    "debug; using warn", level);
+	if (config.error[0] != '\0')
+		log_msg(LOG_ERROR, "invalid configuration: %s; every connection "
+		    "that would be protected will fail", config.error);
+}

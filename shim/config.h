@@ -1,0 +1,47 @@
+#ifndef TLSHIM_CONFIG_H
+#define TLSHIM_CONFIG_H
+
+#include <limits.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "policy.h"
+
+/*
+ * The shim's configuration, read once from the environment and immutable
+ * afterwards. A configuration error does not stop the process: it is kept
+ * in ${error}, and every connection the policy would protect fails closed.
+ */
+struct config {
+	bool enabled;			/* TLSHIM=1 */
+	char dir[PATH_MAX];		/* TLSHIM_DIR */
+	bool loopback;			/* TLSHIM_LOOPBACK=1 */
+	struct policy_rules include;	/* TLSHIM_INCLUDE */
+	struct policy_rules exclude;	/* TLSHIM_EXCLUDE */
+	char job[128];			/* TLSHIM_JOB, "" when unset */
+	int handshake_timeout_ms;	/* TLSHIM_HANDSHAKE_TIMEOUT, seconds */
+	uint64_t rekey_records;		/* TLSHIM_REKEY_RECORDS (tests) */
+	char error[256];		/* "" when the configuration is valid */
+};
+
+/* Defaults. */
+#define CONFIG_DEFAULT_DIR "/etc/tlshim"
+#define CONFIG_DEFAULT_HANDSHAKE_TIMEOUT_MS 10000
+/* 2^24 records of 64 KiB stay under the AES-GCM limit of RFC 8446 5.5
+ * (2^24.5 full-size records), with margin. */
+#define CONFIG_DEFAULT_REKEY_RECORDS (UINT64_C(1) << 23)
+
+/*
+ * config_load(cfg, getenv_fn):
+ * Fill ${cfg} from the variables that ${getenv_fn} returns (getenv in the
+ * shim, a table in tests). Never fails: problems go to ${cfg->error}.
+ */
+void config_load(struct config *cfg, const char *(*getenv_fn)(const char *));
+
+/* The process-wide configuration, loaded by config_init(). */
+extern struct config config;
+
+/* config_init(void): load the process-wide configuration and open the log. */
+void config_init(void);
+
+#endif

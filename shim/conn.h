@@ -1,0 +1,135 @@
+#ifndef TLSHIM_CONN_H
+#define TLSHIM_CONN_H
+
+/*
+ * One protected TCP connection: its state machine (TCP connect, TLS
+ * handshake, data channel, failure), the plaintext queued while the
+ * handshake runs, and the data path that turns the application's send and
+ * recv into records. Functions return a count or a negative errno; only the
+ * hook layer sets errno.
+ *
+ * The kernel socket is always non-blocking once protected: the
+ * application's blocking mode and timeouts are emulated here, so that the
+ * progress thread can drive the handshake on the same socket.
+ *
+ * Locks: send_lock serialises senders, recv_lock receivers, and lock guards
+ * the state shared with the progress thread. Order: send_lock, recv_lock,
+ * lock; no blocking wait holds lock or the other direction's lock.
+ */
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/types.h>
+#include <sys/uio.h>
+
+enum conn_state {
+	CONN_CONNECTING,	/* TCP connect in progress (non-blocking) */
+	CONN_HANDSHAKING,	/* TLS handshake driven by the progress thread */
+	CONN_ESTABLISHED,	/* data channel keyed */
+	CONN_FAILED,		/* never usable again; see conn->error */
+};
+
+struct conn;
+
+/*
+ * conn_new(fd, is_client, connecting, app_nonblocking):
+ * A connection on socket ${fd}, in CONNECTING (TCP still in progress) or
+ * HANDSHAKING. Sets the kernel socket non-blocking. One reference.
+ */
+struct conn *conn_new(int fd, bool is_client, bool connecting,
+    bool app_nonblocking);
+
+/* conn_new_failed(fd, err, reason): a connection that fails closed from the
+ * start (bad configuration); every use returns -${err}. */
+struct conn *conn_new_failed(int fd, int err);
+
+void conn_ref(struct conn *c);
+/* conn_unref(c): drop a reference; the last one frees (NULL is a no-op). */
+void conn_unref(struct conn *c);
+
+/*
+ * conn_send(c, iov, iovcnt, flags):
+ * Send like sendmsg(2) on a blocking or non-blocking socket per the
+ * application's mode and MSG_DONTWAIT. Returns bytes accepted or -errno.
+ */
+ssize_t conn_send(struct conn *c, const struct iovec *iov, int iovcnt,
+    int flags);
+
+/*
+ * conn_recv(c, iov, iovcnt, flags):
+ * Receive like recvmsg(2) (MSG_PEEK, MSG_WAITALL, MSG_DONTWAIT honoured).
+ * Returns bytes, 0 at the peer's authenticated close, or -errno.
+ */
+ssize_t conn_recv(struct conn *c, const struct iovec *iov, int iovcnt,
+    int flags);
+
+/* conn_shutdown(c, how): shutdown(2); SHUT_WR first sends what is queued
+ * and the close record. Returns 0 or -errno. */
+int conn_shutdown(struct conn *c, int how);
+
+/*
+ * conn_close(c):
+ * The application is closing its descriptor. Sends queued data and the
+ * close record (in the background if the socket cannot take them now, on a
+ * duplicate descriptor the progress thread owns).
+ */
+void conn_close(struct conn *c);
+
+/* conn_close_at_exit(c): best-effort close record as the process exits. */
+void conn_close_at_exit(struct conn *c);
+
+/*
+ * conn_poll(c, events, kernel_events, handshaking):
+ * Readiness: returns the events ready now without asking the kernel, and
+ * sets ${kernel_events} to those the kernel must be asked about. Sets
+ * ${handshaking} when readiness may change without any kernel event.
+ */
+short conn_poll(struct conn *c, short events, short *kernel_events,
+    bool *handshaking);
+
+/* conn_take_so_error(c, err): SO_ERROR as the kernel would report it
+ * (reading clears it). Returns 1 when set ${err}, 0 to ask the kernel. */
+int conn_take_so_error(struct conn *c, int *err);
+
+/* Application-visible socket settings the shim emulates. */
+void conn_set_nonblocking(struct conn *c, bool on);
+bool conn_nonblocking(struct conn *c);
+void conn_set_timeout(struct conn *c, bool send, int timeout_ms);
+void conn_set_linger_abort(struct conn *c, bool on);
+
+/* conn_state_errno_for_connect(c): the errno a repeated connect(2) gets:
+ * EALREADY while TCP connects, EISCONN after, the failure once. */
+int conn_state_errno_for_connect(struct conn *c);
+
+/*
+ * conn_alias_add(c, fd), conn_alias_remove(c, fd):
+ * Descriptors made by dup() share the connection. Removing returns true
+ * when ${fd} was the last one (the connection is then really closing).
+ */
+int conn_alias_add(struct conn *c, int fd) __attribute__((warn_unused_result));
+bool conn_alias_remove(struct conn *c, int fd);
+
+/* conn_owned(c): created in this process (not inherited through fork). */
+bool conn_owned(const struct conn *c);
+
+/* conn_fork_child(void): in a forked child, inherited connections are
+ * no longer ours. */
+void conn_fork_child(void);
+
+/*
+ * For the progress thread: conn_progress_events() says what to wait for on
+ * which descriptor and until when (0: nothing, stop watching);
+ * conn_progress_step() acts on the result and returns true while the
+ * connection still needs the thread.
+ */
+short conn_progress_events(struct conn *c, int *fd, int64_t *deadline_ms);
+bool conn_progress_step(struct conn *c, short revents, int64_t now_ms);
+
+/* conn_watch_flag(c): whether ${c} is on the progress thread's list; only
+ * read or written under the progress thread's lock. */
+bool *conn_watch_flag(struct conn *c);
+
+/* conn_now_ms(void): monotonic milliseconds. */
+int64_t conn_now_ms(void);
+
+#endif

@@ -1,0 +1,30 @@
+#ifndef TLSHIM_FDTAB_H
+#define TLSHIM_FDTAB_H
+
+/*
+ * Which descriptors are protected connections. Lookups of descriptors that
+ * are not (every file read and write of the process) cost one atomic load.
+ */
+
+struct conn;
+
+/* fdtab_get(fd): the connection on ${fd} with a reference taken (release it
+ * with conn_unref), or NULL. */
+struct conn *fdtab_get(int fd);
+
+/* fdtab_has(fd): is ${fd} protected? No reference; a hint for hot paths. */
+int fdtab_has(int fd);
+
+/* fdtab_set(fd, conn): track ${conn} on ${fd} (taking a reference);
+ * replaces and releases whatever was there. Returns 0 or -ENOMEM. */
+int fdtab_set(int fd, struct conn *conn) __attribute__((warn_unused_result));
+
+/* fdtab_take(fd): untrack ${fd}; returns the connection (its reference
+ * passes to the caller) or NULL. */
+struct conn *fdtab_take(int fd);
+
+/* fdtab_each(fn, arg): call ${fn} on every tracked connection (with a
+ * reference held for the call). */
+void fdtab_each(void (*fn)(int fd, struct conn *conn, void *arg), void *arg);
+
+#endif

@@ -1,0 +1,606 @@
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <wolfssl/options.h>
+#include <wolfssl/ssl.h>
+#include <wolfssl/openssl/x509v3.h>
+
+#include <sodium.h>
+
+#include "config.h"
+#include "handshake.h"
+#include "real.h"
+
+#define ALPN_AES "tlshim/1-aesgcm"
+#define ALPN_CHACHA "tlshim/1-chacha"
+#define CRED_FILE_MAX (64 * 1024)
+#define TLS_HEADER_SIZE 5
+/* TLS 1.3 caps a record's body at 2^14 + 256 bytes. */
+#define TLS_MAX_BODY (16384 + 256)
+/* A handshake flight with certificates is a few kilobytes. */
+#define HANDSHAKE_UNSENT_MAX (256 * 1024)
+
+/* Credentials loaded from the configured directory, shared by every
+ * handshake of the process. */
+struct creds {
+	WOLFSSL_CTX *client;
+	WOLFSSL_CTX *server;
+	char cluster[128];
+};
+
+struct handshake {
+	WOLFSSL *ssl;
+	int fd;
+	bool is_client;
+	bool done;
+	short wants;
+	/* Handshake bytes the kernel has not taken yet. wolfSSL is told
+	 * they were sent: wolfSSL 5.5.4 loses WANT_WRITE after a partial
+	 * send in non-blocking TLS 1.3 (fixed upstream in PR #7001), so it
+	 * must never see one. */
+	uint8_t *unsent;
+	size_t unsent_len;
+	/* The receive guard: where we are in the peer's TLS record stream,
+	 * so that wolfSSL never reads past the handshake's last record into
+	 * the data channel. */
+	uint8_t tls_header[TLS_HEADER_SIZE];
+	size_t tls_header_have;
+	size_t tls_body_left;
+	char cluster_prefix[160];	/* "spiffe://CLUSTER/" */
+	char peer[256];
+	char error[256];
+};
+
+static pthread_mutex_t creds_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct creds *creds_loaded;
+
+/* Read a small file; ${private_key} also refuses group/other access. */
+static int
+read_cred_file(const char *dir, const char *name, bool private_key,
+    uint8_t **out, size_t *outlen, char *err, size_t errlen)
+{
+	char path[PATH_MAX + 32];
+	struct stat st;
+	uint8_t *buf;
+	ssize_t n;
+	size_t have = 0;
+	int fd;
+
+	snprintf(path, sizeof(path), "%s/%s", dir, name);
+	if ((fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW)) < 0) {
+		snprintf(err, errlen, "cannot open %s: %s", path, strerror(errno));
+		return -1;
+	}
+	if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+		snprintf(err, errlen, "%s is not a regular file", path);
+		goto err1;
+	}
+	if (private_key && (st.st_mode & 077) != 0) {
+		snprintf(err, errlen, "%s is readable by others (mode %03o); "
+		    "run: chmod 600 %s", path, (unsigned)(st.st_mode & 0777), path);
+		goto err1;
+	}
+	if (st.st_size <= 0 || st.st_size > CRED_FILE_MAX) {
+		snprintf(err, errlen, "%s is empty or too large", path);
+		goto err1;
+	}
+	if ((buf = sodium_malloc((size_t)st.st_size)) == NULL) {
+		snprintf(err, errlen, "out of memory reading %s", path);
+		goto err1;
+	}
+	while (have < (size_t)st.st_size) {
+		n = real.read(fd, buf + have, (size_t)st.st_size - have);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0) {
+			snprintf(err, errlen, "cannot read %s", path);
+			sodium_free(buf);
+			goto err1;
+		}
+		have += (size_t)n;
+	}
+	real.close(fd);
+	*out = buf;
+	*outlen = have;
+	return 0;
+
+err1:
+	real.close(fd);
+	return -1;
+}
+
+/* The single URI SAN of a certificate. */
+static int
+x509_uri(WOLFSSL_X509 *x509, char *uri, size_t urilen)
+{
+	WOLFSSL_STACK *names;
+	int i, n, found = 0;
+
+	names = wolfSSL_X509_get_ext_d2i(x509, NID_subject_alt_name, NULL, NULL);
+	if (names == NULL)
+		return -ENOENT;
+	n = wolfSSL_sk_GENERAL_NAME_num(names);
+	for (i = 0; i < n; i++) {
+		WOLFSSL_GENERAL_NAME *gn = wolfSSL_sk_GENERAL_NAME_value(names, i);
+		const unsigned char *data;
+		int len;
+
+		if (gn == NULL || gn->type != GEN_URI)
+			continue;
+		data = wolfSSL_ASN1_STRING_get0_data(gn->d.uniformResourceIdentifier);
+		len = wolfSSL_ASN1_STRING_length(gn->d.uniformResourceIdentifier);
+		if (data == NULL || len <= 0 || (size_t)len >= urilen ||
+		    memchr(data, '\0', (size_t)len) != NULL) {
+			found = -1;
+			break;
+		}
+		if (found++ == 0) {
+			memcpy(uri, data, (size_t)len);
+			uri[len] = '\0';
+		}
+	}
+	wolfSSL_GENERAL_NAMES_free(names);
+	return found == 1 ? 0 : -ENOENT;
+}
+
+int
+handshake_uri_of_pem(const uint8_t *pem, size_t len, char *uri, size_t urilen)
+{
+	WOLFSSL_X509 *x509;
+	int rc;
+
+	x509 = wolfSSL_X509_load_certificate_buffer(pem, (int)len,
+	    WOLFSSL_FILETYPE_PEM);
+	if (x509 == NULL)
+		return -EINVAL;
+	rc = x509_uri(x509, uri, urilen);
+	wolfSSL_X509_free(x509);
+	return rc;
+}
+
+/* Split "spiffe://CLUSTER/..." at CLUSTER. */
+static int
+uri_cluster(const char *uri, char *cluster, size_t len)
+{
+	const char *start, *slash;
+
+	if (strncmp(uri, "spiffe://", 9) != 0)
+		return -1;
+	start = uri + 9;
+	slash = strchr(start, '/');
+	if (slash == NULL || slash == start || (size_t)(slash - start) >= len)
+		return -1;
+	memcpy(cluster, start, (size_t)(slash - start));
+	cluster[slash - start] = '\0';
+	return 0;
+}
+
+static WOLFSSL_CTX *
+creds_ctx(bool client, const uint8_t *ca, size_t calen, const uint8_t *crt,
+    size_t crtlen, const uint8_t *key, size_t keylen, char *err, size_t errlen)
+{
+	WOLFSSL_CTX *ctx;
+
+	ctx = wolfSSL_CTX_new(client ? wolfTLSv1_3_client_method() :
+	    wolfTLSv1_3_server_method());
+	if (ctx == NULL) {
+		snprintf(err, errlen, "wolfSSL could not create a TLS 1.3 context");
+		return NULL;
+	}
+	if (wolfSSL_CTX_load_verify_buffer(ctx, ca, (long)calen,
+	    WOLFSSL_FILETYPE_PEM) != WOLFSSL_SUCCESS) {
+		snprintf(err, errlen, "ca.crt is not a valid PEM certificate");
+		goto err0;
+	}
+	if (wolfSSL_CTX_use_certificate_chain_buffer(ctx, crt, (long)crtlen) !=
+	    WOLFSSL_SUCCESS) {
+		snprintf(err, errlen, "node.crt is not a valid PEM certificate");
+		goto err0;
+	}
+	if (wolfSSL_CTX_use_PrivateKey_buffer(ctx, key, (long)keylen,
+	    WOLFSSL_FILETYPE_PEM) != WOLFSSL_SUCCESS) {
+		snprintf(err, errlen, "node.key is not a valid PEM private key");
+		goto err0;
+	}
+	if (wolfSSL_CTX_check_private_key(ctx) != WOLFSSL_SUCCESS) {
+		snprintf(err, errlen, "node.key does not match node.crt");
+		goto err0;
+	}
+	wolfSSL_CTX_set_verify(ctx, WOLFSSL_VERIFY_PEER |
+	    WOLFSSL_VERIFY_FAIL_IF_NO_PEER_CERT, NULL);
+	wolfSSL_CTX_no_ticket_TLSv13(ctx);
+	return ctx;
+
+err0:
+	wolfSSL_CTX_free(ctx);
+	return NULL;
+}
+
+static struct creds *
+creds_load(char *err, size_t errlen)
+{
+	uint8_t *ca = NULL, *crt = NULL, *key = NULL;
+	size_t calen, crtlen, keylen;
+	struct creds *c;
+	char uri[256];
+
+	if ((c = calloc(1, sizeof(*c))) == NULL) {
+		snprintf(err, errlen, "out of memory");
+		return NULL;
+	}
+	if (read_cred_file(config.dir, "ca.crt", false, &ca, &calen, err, errlen) ||
+	    read_cred_file(config.dir, "node.crt", false, &crt, &crtlen, err,
+	    errlen) ||
+	    read_cred_file(config.dir, "node.key", true, &key, &keylen, err,
+	    errlen))
+		goto err1;
+	if (handshake_uri_of_pem(crt, crtlen, uri, sizeof(uri)) != 0 ||
+	    uri_cluster(uri, c->cluster, sizeof(c->cluster)) != 0) {
+		snprintf(err, errlen, "%s/node.crt has no spiffe:// URI naming "
+		    "its cluster (issue it with tlshim-keys)", config.dir);
+		goto err1;
+	}
+	if ((c->client = creds_ctx(true, ca, calen, crt, crtlen, key, keylen,
+	    err, errlen)) == NULL)
+		goto err1;
+	if ((c->server = creds_ctx(false, ca, calen, crt, crtlen, key, keylen,
+	    err, errlen)) == NULL)
+		goto err1;
+	sodium_free(ca);
+	sodium_free(crt);
+	sodium_free(key);	/* wipes the private key */
+	return c;
+
+err1:
+	if (c->client != NULL)
+		wolfSSL_CTX_free(c->client);
+	sodium_free(ca);
+	sodium_free(crt);
+	sodium_free(key);
+	free(c);
+	return NULL;
+}
+
+static int
+handshake_io_recv(WOLFSSL *ssl, char *buf, int sz, void *ctx)
+{
+	struct handshake *hs = ctx;
+	size_t want;
+	ssize_t n;
+
+	(void)ssl;
+	if (hs->tls_body_left == 0)
+		want = TLS_HEADER_SIZE - hs->tls_header_have;
+	else
+		want = hs->tls_body_left;
+	if (want > (size_t)sz)
+		want = (size_t)sz;
+	do {
+		n = real.recv(hs->fd, buf, want, MSG_DONTWAIT);
+	} while (n < 0 && errno == EINTR);
+	if (n == 0)
+		return WOLFSSL_CBIO_ERR_CONN_CLOSE;
+	if (n < 0) {
+		if (errno == EAGAIN || errno == EWOULDBLOCK) {
+			hs->wants = POLLIN;
+			return WOLFSSL_CBIO_ERR_WANT_READ;
+		}
+		return errno == ECONNRESET ? WOLFSSL_CBIO_ERR_CONN_RST :
+		    WOLFSSL_CBIO_ERR_GENERAL;
+	}
+	if (hs->tls_body_left == 0) {
+		memcpy(hs->tls_header + hs->tls_header_have, buf, (size_t)n);
+		hs->tls_header_have += (size_t)n;
+		if (hs->tls_header_have == TLS_HEADER_SIZE) {
+			hs->tls_body_left = ((size_t)hs->tls_header[3] << 8) |
+			    hs->tls_header[4];
+					hs->tls_header_have = 0;
+			/* A zero or oversized length is wolfSSL's to reject;
+			 * the guard only must not loop on it. */
+			if (hs->tls_body_left == 0 ||
+			    hs->tls_body_left > TLS_MAX_BODY)
+				return WOLFSSL_CBIO_ERR_GENERAL;
+		}
+	} else {
+		hs->tls_body_left -= (size_t)n;
+	}
+	return (int)n;
+}
+
+/* Write what is buffered; 0 when all is out, -EAGAIN, or -errno. */
+static int
+handshake_flush(struct handshake *hs)
+{
+	while (hs->unsent_len > 0) {
+		ssize_t n = real.send(hs->fd, hs->unsent, hs->unsent_len,
+		    MSG_DONTWAIT | MSG_NOSIGNAL);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			return errno == EWOULDBLOCK ? -EAGAIN : -errno;
+		memmove(hs->unsent, hs->unsent + n, hs->unsent_len - (size_t)n);
+		hs->unsent_len -= (size_t)n;
+	}
+	return 0;
+}
+
+static int
+handshake_io_send(WOLFSSL *ssl, char *buf, int sz, void *ctx)
+{
+	struct handshake *hs = ctx;
+	uint8_t *grown;
+	int rc;
+
+	(void)ssl;
+	if (hs->unsent_len + (size_t)sz > HANDSHAKE_UNSENT_MAX)
+		return WOLFSSL_CBIO_ERR_GENERAL;
+	if ((grown = realloc(hs->unsent, hs->unsent_len + (size_t)sz)) == NULL)
+		return WOLFSSL_CBIO_ERR_GENERAL;
+	hs->unsent = grown;
+	memcpy(hs->unsent + hs->unsent_len, buf, (size_t)sz);
+	hs->unsent_len += (size_t)sz;
+	rc = handshake_flush(hs);
+	if (rc != 0 && rc != -EAGAIN)
+		return rc == -ECONNRESET ? WOLFSSL_CBIO_ERR_CONN_RST :
+		    WOLFSSL_CBIO_ERR_CONN_CLOSE;
+	return sz;
+}
+
+struct handshake *
+handshake_new(int fd, bool is_client, char *err, size_t errlen)
+{
+	struct handshake *hs;
+	struct creds *c;
+	char alpn[64];
+
+	pthread_mutex_lock(&creds_lock);
+	if (creds_loaded == NULL) {
+		wolfSSL_Init();
+		creds_loaded = creds_load(err, errlen);
+	}
+	c = creds_loaded;
+	pthread_mutex_unlock(&creds_lock);
+	if (c == NULL)
+		return NULL;
+
+	if ((hs = calloc(1, sizeof(*hs))) == NULL) {
+		snprintf(err, errlen, "out of memory");
+		return NULL;
+	}
+	hs->fd = fd;
+	hs->is_client = is_client;
+	hs->wants = is_client ? POLLOUT : POLLIN;
+	if ((hs->ssl = wolfSSL_new(is_client ? c->client : c->server)) == NULL) {
+		snprintf(err, errlen, "wolfSSL could not start a session");
+		goto err0;
+	}
+	wolfSSL_SSLSetIORecv(hs->ssl, handshake_io_recv);
+	wolfSSL_SSLSetIOSend(hs->ssl, handshake_io_send);
+	wolfSSL_SetIOReadCtx(hs->ssl, hs);
+	wolfSSL_SetIOWriteCtx(hs->ssl, hs);
+	wolfSSL_no_ticket_TLSv13(hs->ssl);
+	snprintf(alpn, sizeof(alpn), "%s%s",
+	    rec_cipher_best() == REC_AES256GCM ? ALPN_AES "," : "", ALPN_CHACHA);
+	if (wolfSSL_UseALPN(hs->ssl, alpn, (unsigned)strlen(alpn),
+	    WOLFSSL_ALPN_FAILED_ON_MISMATCH) != WOLFSSL_SUCCESS) {
+		snprintf(err, errlen, "wolfSSL could not set ALPN");
+		goto err1;
+	}
+	snprintf(hs->cluster_prefix, sizeof(hs->cluster_prefix), "spiffe://%s/",
+	    c->cluster);
+	return hs;
+
+err1:
+	wolfSSL_free(hs->ssl);
+err0:
+	free(hs);
+	return NULL;
+}
+
+void
+handshake_set_fd(struct handshake *hs, int fd)
+{
+	hs->fd = fd;
+}
+
+/* Check the authenticated peer certificate against our identity rules. */
+static int
+handshake_check_peer(struct handshake *hs)
+{
+	WOLFSSL_X509 *x509;
+	const char *prefix = hs->cluster_prefix;
+	char uri[256], expect_job[160];
+	const char *rest;
+	int rc = -EACCES;
+
+	if ((x509 = wolfSSL_get_peer_certificate(hs->ssl)) == NULL) {
+		snprintf(hs->error, sizeof(hs->error), "peer sent no certificate");
+		return -EACCES;
+	}
+	if (wolfSSL_X509_get_isCA(x509)) {
+		snprintf(hs->error, sizeof(hs->error),
+		    "peer presented a CA certificate, not a node certificate");
+		goto out;
+	}
+	if (x509_uri(x509, uri, sizeof(uri)) != 0) {
+		snprintf(hs->error, sizeof(hs->error),
+		    "peer certificate has no single URI identity");
+		goto out;
+	}
+	if (strncmp(uri, prefix, strlen(prefix)) != 0) {
+		snprintf(hs->error, sizeof(hs->error),
+		    "peer identity %.120s is not in cluster %.100s", uri, prefix);
+		goto out;
+	}
+	rest = uri + strlen(prefix);
+	if (config.job[0] != '\0') {
+		snprintf(expect_job, sizeof(expect_job), "job/%s/node/", config.job);
+		if (strncmp(rest, expect_job, strlen(expect_job)) != 0) {
+			snprintf(hs->error, sizeof(hs->error),
+			    "peer identity %.120s is not in job %.100s", uri,
+			    config.job);
+			goto out;
+		}
+	}
+	snprintf(hs->peer, sizeof(hs->peer), "%s", uri);
+	rc = 0;
+out:
+	wolfSSL_X509_free(x509);
+	return rc;
+}
+
+int
+handshake_step(struct handshake *hs)
+{
+	int rc, err;
+	char detail[120];
+
+	if (hs->done)
+		return 0;
+	if ((rc = handshake_flush(hs)) == -EAGAIN) {
+		hs->wants = POLLOUT;
+		return -EAGAIN;
+	}
+	if (rc != 0) {
+		snprintf(hs->error, sizeof(hs->error), "TLS handshake failed: %s",
+		    strerror(-rc));
+		return rc;
+	}
+	rc = hs->is_client ? wolfSSL_connect(hs->ssl) : wolfSSL_accept(hs->ssl);
+	if (rc != WOLFSSL_SUCCESS) {
+		err = wolfSSL_get_error(hs->ssl, rc);
+		if (err == WOLFSSL_ERROR_WANT_READ) {
+			hs->wants = POLLIN;
+			return -EAGAIN;
+		}
+		if (err == WOLFSSL_ERROR_WANT_WRITE) {
+			hs->wants = POLLOUT;
+			return -EAGAIN;
+		}
+
+			wolfSSL_ERR_error_string_n((unsigned long)err, detail,
+		    sizeof(detail));
+		snprintf(hs->error, sizeof(hs->error), "TLS handshake failed: %s "
+		    "(%d)%s", detail, err, err == -308 || err == -312 ||
+		    err == -323 ? "; is the peer running tlshim?" : "");
+		return -EPROTO;
+	}
+	/* Guard: the handshake must end on a record boundary with nothing
+	 * buffered, or data-channel bytes would be lost or misread. */
+	if (wolfSSL_pending(hs->ssl) != 0 || hs->tls_body_left != 0 ||
+	    hs->tls_header_have != 0) {
+		snprintf(hs->error, sizeof(hs->error),
+		    "TLS handshake ended inside a record");
+		return -EPROTO;
+	}
+	if ((rc = handshake_check_peer(hs)) != 0)
+		return rc;
+	hs->done = true;
+	return 0;
+}
+
+short
+handshake_wants(const struct handshake *hs)
+{
+	return hs->unsent_len > 0 ? (short)(hs->wants | POLLOUT) : hs->wants;
+}
+
+size_t
+handshake_take_unsent(struct handshake *hs, uint8_t *out, size_t cap)
+{
+	size_t n = hs->unsent_len < cap ? hs->unsent_len : cap;
+
+	memcpy(out, hs->unsent, n);
+	memmove(hs->unsent, hs->unsent + n, hs->unsent_len - n);
+	hs->unsent_len -= n;
+	return n;
+}
+
+size_t
+handshake_unsent(const struct handshake *hs)
+{
+	return hs->unsent_len;
+}
+
+int
+handshake_export(struct handshake *hs, enum rec_cipher *cipher,
+    uint8_t tx_secret[REC_SECRET_SIZE], uint8_t rx_secret[REC_SECRET_SIZE])
+{
+	static const char client_label[] = "EXPORTER-tlshim client write";
+	static const char server_label[] = "EXPORTER-tlshim server write";
+	char *proto = NULL;
+	unsigned short protolen = 0;
+	char context[64];
+	int clen;
+
+	if (wolfSSL_ALPN_GetProtocol(hs->ssl, &proto, &protolen) !=
+	    WOLFSSL_SUCCESS || proto == NULL) {
+		snprintf(hs->error, sizeof(hs->error), "no ALPN protocol agreed");
+		return -EPROTO;
+	}
+	if (protolen == strlen(ALPN_AES) && memcmp(proto, ALPN_AES, protolen) == 0)
+		*cipher = REC_AES256GCM;
+	else if (protolen == strlen(ALPN_CHACHA) &&
+	    memcmp(proto, ALPN_CHACHA, protolen) == 0)
+		*cipher = REC_CHACHA20POLY1305;
+	else {
+		snprintf(hs->error, sizeof(hs->error), "unknown ALPN protocol");
+		return -EPROTO;
+	}
+	clen = snprintf(context, sizeof(context), "tlshim/1 %.*s TLSv1.3",
+	    (int)protolen, proto);
+	if (wolfSSL_export_keying_material(hs->ssl,
+	    hs->is_client ? tx_secret : rx_secret, REC_SECRET_SIZE,
+	    client_label, sizeof(client_label) - 1, (unsigned char *)context,
+	    (size_t)clen, 1) != WOLFSSL_SUCCESS ||
+	    wolfSSL_export_keying_material(hs->ssl,
+	    hs->is_client ? rx_secret : tx_secret, REC_SECRET_SIZE,
+	    server_label, sizeof(server_label) - 1, (unsigned char *)context,
+	    (size_t)clen, 1) != WOLFSSL_SUCCESS) {
+		sodium_memzero(tx_secret, REC_SECRET_SIZE);
+		sodium_memzero(rx_secret, REC_SECRET_SIZE);
+		snprintf(hs->error, sizeof(hs->error), "TLS exporter failed");
+		return -EPROTO;
+	}
+	return 0;
+}
+
+const char *
+handshake_peer(const struct handshake *hs)
+{
+	return hs->done ? hs->peer : "";
+}
+
+const char *
+handshake_error(const struct handshake *hs)
+{
+	return hs->error[0] ? hs->error : "unknown handshake error";
+}
+
+const char *
+handshake_suite(struct handshake *hs)
+{
+	const char *name = wolfSSL_get_cipher_name(hs->ssl);
+
+	return name != NULL ? name : "?";
+}
+
+void
+handshake_free(struct handshake *hs)
+{
+	if (hs == NULL)
+		return;
+	/* wolfSSL_free wipes the session's key schedule. */
+	wolfSSL_free(hs->ssl);
+	free(hs->unsent);
+	free(hs);
+}

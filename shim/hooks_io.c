@@ -1,0 +1,192 @@
+/*
+ * Hooks for the data calls. A descriptor that is not a protected
+ * connection costs one table load and goes straight to libc.
+ */
+#define _GNU_SOURCE
+/* The hooks define the calls that fortify would wrap inline. */
+#undef _FORTIFY_SOURCE
+#include <errno.h>
+#include <limits.h>
+#include <sys/socket.h>
+#include <sys/uio.h>
+#include <unistd.h>
+
+#include "conn.h"
+#include "fdtab.h"
+#include "real.h"
+#include "shim.h"
+
+#define EXPORT __attribute__((visibility("default")))
+
+static ssize_t
+send_iov(int fd, const struct iovec *iov, int iovcnt, int flags)
+{
+	struct conn *c = fdtab_get(fd);
+	ssize_t rc;
+
+	if (c == NULL)
+		return -EBADF;	/* closed by another thread meanwhile */
+	rc = conn_send(c, iov, iovcnt, flags);
+	conn_unref(c);
+	return rc;
+}
+
+static ssize_t
+recv_iov(int fd, const struct iovec *iov, int iovcnt, int flags)
+{
+	struct conn *c = fdtab_get(fd);
+	ssize_t rc;
+
+	if (c == NULL)
+		return -EBADF;
+	rc = conn_recv(c, iov, iovcnt, flags);
+	conn_unref(c);
+	return rc;
+}
+
+EXPORT ssize_t
+send(int fd, const void *buf, size_t len, int flags)
+{
+	struct iovec iov = { (void *)buf, len };
+
+	if (!fdtab_has(fd))
+		return REAL(send)(fd, buf, len, flags);
+	HOOK_RETURN(ssize_t, send_iov(fd, &iov, 1, flags));
+}
+
+EXPORT ssize_t
+sendto(int fd, const void *buf, size_t len, int flags,
+    const struct sockaddr *addr, socklen_t addrlen)
+{
+	struct iovec iov = { (void *)buf, len };
+
+	if (!fdtab_has(fd))
+		return REAL(sendto)(fd, buf, len, flags, addr, addrlen);
+	/* A connected TCP socket ignores the address. */
+	HOOK_RETURN(ssize_t, send_iov(fd, &iov, 1, flags));
+}
+
+EXPORT ssize_t
+sendmsg(int fd, const struct msghdr *msg, int flags)
+{
+	if (!fdtab_has(fd))
+		return REAL(sendmsg)(fd, msg, flags);
+	if (msg->msg_iovlen > IOV_MAX) {
+		errno = EMSGSIZE;
+		return -1;
+	}
+	HOOK_RETURN(ssize_t, send_iov(fd, msg->msg_iov, (int)msg->msg_iovlen,
+	    flags));
+}
+
+EXPORT ssize_t
+write(int fd, const void *buf, size_t len)
+{
+	struct iovec iov = { (void *)buf, len };
+
+	if (!fdtab_has(fd))
+		return REAL(write)(fd, buf, len);
+	HOOK_RETURN(ssize_t, send_iov(fd, &iov, 1, 0));
+}
+
+EXPORT ssize_t
+writev(int fd, const struct iovec *iov, int iovcnt)
+{
+	if (!fdtab_has(fd))
+		return REAL(writev)(fd, iov, iovcnt);
+	if (iovcnt < 0 || iovcnt > IOV_MAX) {
+		errno = EINVAL;
+		return -1;
+	}
+	HOOK_RETURN(ssize_t, send_iov(fd, iov, iovcnt, 0));
+}
+
+EXPORT ssize_t
+recv(int fd, void *buf, size_t len, int flags)
+{
+	struct iovec iov = { buf, len };
+
+	if (!fdtab_has(fd))
+		return REAL(recv)(fd, buf, len, flags);
+	HOOK_RETURN(ssize_t, recv_iov(fd, &iov, 1, flags));
+}
+
+EXPORT ssize_t
+recvfrom(int fd, void *buf, size_t len, int flags, struct sockaddr *addr,
+    socklen_t *addrlen)
+{
+	struct iovec iov = { buf, len };
+
+	if (!fdtab_has(fd))
+		return REAL(recvfrom)(fd, buf, len, flags, addr, addrlen);
+	/* TCP reports no source address, as the kernel does. */
+	if (addrlen != NULL)
+		*addrlen = 0;
+	HOOK_RETURN(ssize_t, recv_iov(fd, &iov, 1, flags));
+}
+
+EXPORT ssize_t
+recvmsg(int fd, struct msghdr *msg, int flags)
+{
+	if (!fdtab_has(fd))
+		return REAL(recvmsg)(fd, msg, flags);
+	if (msg->msg_iovlen > IOV_MAX) {
+		errno = EMSGSIZE;
+		return -1;
+	}
+	msg->msg_namelen = 0;
+	msg->msg_controllen = 0;
+	msg->msg_flags = 0;
+	HOOK_RETURN(ssize_t, recv_iov(fd, msg->msg_iov, (int)msg->msg_iovlen,
+	    flags));
+}
+
+EXPORT ssize_t
+read(int fd, void *buf, size_t len)
+{
+	struct iovec iov = { buf, len };
+
+	if (!fdtab_has(fd))
+		return REAL(read)(fd, buf, len);
+	HOOK_RETURN(ssize_t, recv_iov(fd, &iov, 1, 0));
+}
+
+EXPORT ssize_t
+readv(int fd, const struct iovec *iov, int iovcnt)
+{
+	if (!fdtab_has(fd))
+		return REAL(readv)(fd, iov, iovcnt);
+	if (iovcnt < 0 || iovcnt > IOV_MAX) {
+		errno = EINVAL;
+		return -1;
+	}
+	HOOK_RETURN(ssize_t, recv_iov(fd, iov, iovcnt, 0));
+}
+
+/* Fortified variants: libc's own check (and abort on overflow, the
+ * program's bug) runs first; then the same path as the plain call. */
+EXPORT ssize_t
+__recv_chk(int fd, void *buf, size_t len, size_t buflen, int flags)
+{
+	if (!fdtab_has(fd) || len > buflen)
+		return REAL(__recv_chk)(fd, buf, len, buflen, flags);
+	return recv(fd, buf, len, flags);
+}
+
+EXPORT ssize_t
+__recvfrom_chk(int fd, void *buf, size_t len, size_t buflen, int flags,
+    struct sockaddr *addr, socklen_t *addrlen)
+{
+	if (!fdtab_has(fd) || len > buflen)
+		return REAL(__recvfrom_chk)(fd, buf, len, buflen, flags, addr,
+		    addrlen);
+	return recvfrom(fd, buf, len, flags, addr, addrlen);
+}
+
+EXPORT ssize_t
+__read_chk(int fd, void *buf, size_t len, size_t buflen)
+{
+	if (!fdtab_has(fd) || len > buflen)
+		return REAL(__read_chk)(fd, buf, len, buflen);
+	return read(fd, buf, len);
+}

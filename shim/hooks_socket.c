@@ -1,0 +1,502 @@
+/*
+ * Hooks for the calls that create, configure, duplicate and close
+ * sockets. Connections are classified here (policy), and descriptors kept
+ * in step with the fd table.
+ */
+#define _GNU_SOURCE
+/* The hooks define the calls that fortify would wrap inline. */
+#undef _FORTIFY_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/sendfile.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "config.h"
+#include "conn.h"
+#include "fdtab.h"
+#include "log.h"
+#include "policy.h"
+#include "progress.h"
+#include "real.h"
+#include "shim.h"
+
+#define EXPORT __attribute__((visibility("default")))
+
+static bool
+is_tcp(int fd)
+{
+	int type = 0, proto = 0;
+	socklen_t len = sizeof(type);
+
+	if (REAL(getsockopt)(fd, SOL_SOCKET, SO_TYPE, &type, &len) != 0 ||
+	    type != SOCK_STREAM)
+		return false;
+	len = sizeof(proto);
+	return REAL(getsockopt)(fd, SOL_SOCKET, SO_PROTOCOL, &proto, &len) == 0 &&
+	    proto == IPPROTO_TCP;
+}
+
+static bool
+protects(const struct sockaddr *server_addr)
+{
+	return policy_decide(&config.include, &config.exclude, config.loopback,
+	    server_addr);
+}
+
+/* Track ${c} on ${fd} and hand it to the progress thread. */
+static int
+track(int fd, struct conn *c)
+{
+	int rc;
+
+	if ((rc = fdtab_set(fd, c)) == 0 && (rc = progress_watch(c)) != 0)
+		conn_unref(fdtab_take(fd));
+	conn_unref(c);
+	return rc;
+}
+
+/* The application closes ${fd}, or dup2 replaces it. */
+static void
+untrack(int fd)
+{
+	struct conn *c = fdtab_take(fd);
+
+	if (c == NULL)
+		return;
+	if (conn_alias_remove(c, fd))
+		conn_close(c);
+	conn_unref(c);
+}
+
+EXPORT int
+socket(int domain, int type, int protocol)
+{
+	/* Nothing to do until connect or accept decides; hooked so that the
+	 * shim is initialised before the first socket exists. */
+	(void)shim_enabled();
+	return REAL(socket)(domain, type, protocol);
+}
+
+/* Blocking connect: wait for TCP as the kernel would, honouring
+ * SO_SNDTIMEO, then let the handshake run in the background. */
+static int
+connect_wait(int fd)
+{
+	struct pollfd p = { .fd = fd, .events = POLLOUT };
+	struct timeval tv = { 0, 0 };
+	socklen_t len = sizeof(tv);
+	int timeout = -1, err = 0, rc;
+
+	if (REAL(getsockopt)(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, &len) == 0 &&
+	    (tv.tv_sec || tv.tv_usec))
+		timeout = (int)(tv.tv_sec * 1000 + tv.tv_usec / 1000);
+	rc = REAL(poll)(&p, 1, timeout);
+	if (rc < 0)
+		return -errno;
+	if (rc == 0)
+		return -EINPROGRESS;
+	len = sizeof(err);
+	if (REAL(getsockopt)(fd, SOL_SOCKET, SO_ERROR, &err, &len) != 0)
+		return -errno;
+	return -err;
+}
+
+static int
+connect_protected(int fd, const struct sockaddr *addr, socklen_t addrlen)
+{
+	int flags = REAL(fcntl)(fd, F_GETFL);
+	bool nonblock = flags >= 0 && (flags & O_NONBLOCK);
+	struct conn *c;
+	int rc;
+
+	if (config.error[0] != '\0') {
+		log_msg(LOG_ERROR, "fd %d: refusing to connect in plaintext: "
+		    "invalid configuration: %s", fd, config.error);
+		return -ECONNREFUSED;
+	}
+	if (!nonblock)
+		(void)REAL(fcntl)(fd, F_SETFL, flags | O_NONBLOCK);
+	rc = REAL(connect)(fd, addr, addrlen) == 0 ? 0 : -errno;
+	if (rc == -EINPROGRESS && !nonblock)
+		rc = connect_wait(fd);
+	if (rc != 0 && rc != -EINPROGRESS) {
+		if (!nonblock)
+			(void)REAL(fcntl)(fd, F_SETFL, flags);
+		return rc;
+	}
+	if (rc == -EINPROGRESS && !nonblock) {
+		/* A blocking connect that timed out or was interrupted goes
+		 * on in the background, as in the kernel. */
+		rc = -EINPROGRESS;
+	}
+	c = conn_new(fd, true, rc == -EINPROGRESS, nonblock);
+	if (c == NULL)
+		return -ENOBUFS;
+	if (track(fd, c) != 0)
+		return -ENOBUFS;
+	return rc;
+}
+
+EXPORT int
+connect(int fd, const struct sockaddr *addr, socklen_t addrlen)
+{
+	struct conn *c;
+	int err;
+
+	if (!shim_enabled() || addr == NULL ||
+	    (addr->sa_family != AF_INET && addr->sa_family != AF_INET6))
+		return REAL(connect)(fd, addr, addrlen);
+	if ((c = fdtab_get(fd)) != NULL) {
+		err = conn_state_errno_for_connect(c);
+		conn_unref(c);
+		errno = err;
+		return -1;
+	}
+	if (!is_tcp(fd) || !protects(addr))
+		return REAL(connect)(fd, addr, addrlen);
+	HOOK_RETURN(int, connect_protected(fd, addr, addrlen));
+}
+
+static int
+accepted(int fd, int flags)
+{
+	struct sockaddr_storage local;
+	socklen_t len = sizeof(local);
+	struct conn *c;
+
+	if (getsockname(fd, (struct sockaddr *)&local, &len) != 0 ||
+	    (local.ss_family != AF_INET && local.ss_family != AF_INET6) ||
+	    !protects((struct sockaddr *)&local))
+		return fd;
+	c = conn_new(fd, false, false, (flags & SOCK_NONBLOCK) != 0);
+	if (c == NULL || track(fd, c) != 0) {
+		/* Fail closed: never hand out an unprotected connection
+		 * the policy says must be protected. */
+		log_msg(LOG_ERROR, "fd %d: out of memory protecting an accepted "
+		    "connection; dropped", fd);
+		REAL(close)(fd);
+		errno = ECONNABORTED;
+		return -1;
+	}
+	return fd;
+}
+
+EXPORT int
+accept4(int fd, struct sockaddr *addr, socklen_t *addrlen, int flags)
+{
+	int nfd = REAL(accept4)(fd, addr, addrlen, flags);
+
+	if (nfd < 0 || !shim_enabled())
+		return nfd;
+	return accepted(nfd, flags);
+}
+
+EXPORT int
+accept(int fd, struct sockaddr *addr, socklen_t *addrlen)
+{
+	int nfd = REAL(accept)(fd, addr, addrlen);
+
+	if (nfd < 0 || !shim_enabled())
+		return nfd;
+	return accepted(nfd, 0);
+}
+
+EXPORT int
+close(int fd)
+{
+	if (fdtab_has(fd) && !shim_in_vfork_child())
+		untrack(fd);
+	return REAL(close)(fd);
+}
+
+struct close_range_args {
+	unsigned int first, last;
+};
+
+static void
+close_range_one(int fd, struct conn *c, void *arg)
+{
+	struct close_range_args *r = arg;
+
+	(void)c;
+	if ((unsigned)fd >= r->first && (unsigned)fd <= r->last)
+		untrack(fd);
+}
+
+EXPORT int
+close_range(unsigned int first, unsigned int last, int flags)
+{
+	struct close_range_args r = { first, last };
+
+	if (!(flags & CLOSE_RANGE_CLOEXEC) && shim_enabled() &&
+	    !shim_in_vfork_child())
+		fdtab_each(close_range_one, &r);
+	if (real.close_range == NULL) {
+		errno = ENOSYS;
+		return -1;
+	}
+	return REAL(close_range)(first, last, flags);
+}
+
+EXPORT int
+shutdown(int fd, int how)
+{
+	struct conn *c = fdtab_get(fd);
+	int rc;
+
+	if (c == NULL)
+		return REAL(shutdown)(fd, how);
+	if (how != SHUT_RD && how != SHUT_WR && how != SHUT_RDWR) {
+		conn_unref(c);
+		errno = EINVAL;
+		return -1;
+	}
+	rc = conn_shutdown(c, how);
+	conn_unref(c);
+	HOOK_RETURN(int, rc);
+}
+
+/* After a successful dup onto ${newfd}: share ${oldfd}'s connection. */
+static int
+duplicated(int oldfd, int newfd)
+{
+	struct conn *c;
+
+	if (newfd < 0 || (c = fdtab_get(oldfd)) == NULL)
+		return newfd;
+	if (conn_alias_add(c, newfd) != 0 || fdtab_set(newfd, c) != 0) {
+		/* Refuse rather than leave an untracked, plaintext alias. */
+		(void)conn_alias_remove(c, newfd);
+		conn_unref(c);
+		REAL(close)(newfd);
+		errno = EMFILE;
+		return -1;
+	}
+	conn_unref(c);
+	return newfd;
+}
+
+EXPORT int
+dup(int oldfd)
+{
+	return duplicated(oldfd, REAL(dup)(oldfd));
+}
+
+EXPORT int
+dup2(int oldfd, int newfd)
+{
+	int rc;
+
+	if (oldfd == newfd)
+		return REAL(dup2)(oldfd, newfd);
+	if (fdtab_has(newfd) && !shim_in_vfork_child())
+		untrack(newfd);
+	rc = REAL(dup2)(oldfd, newfd);
+	return duplicated(oldfd, rc);
+}
+
+EXPORT int
+dup3(int oldfd, int newfd, int flags)
+{
+	int rc;
+
+	if (oldfd != newfd && fdtab_has(newfd) && !shim_in_vfork_child())
+		untrack(newfd);
+	rc = REAL(dup3)(oldfd, newfd, flags);
+	return duplicated(oldfd, rc);
+}
+
+static int
+fcntl_common(int fd, int cmd, void *arg)
+{
+	struct conn *c;
+	int rc;
+
+	if (!fdtab_has(fd))
+		return REAL(fcntl)(fd, cmd, arg);
+	switch (cmd) {
+	case F_DUPFD:
+	case F_DUPFD_CLOEXEC:
+		return duplicated(fd, REAL(fcntl)(fd, cmd, arg));
+	case F_GETFL:
+	case F_SETFL:
+		break;
+	default:
+		return REAL(fcntl)(fd, cmd, arg);
+	}
+	if ((c = fdtab_get(fd)) == NULL)
+		return REAL(fcntl)(fd, cmd, arg);
+	if (cmd == F_GETFL) {
+		/* The kernel socket stays non-blocking; show the mode the
+		 * application chose. */
+		rc = REAL(fcntl)(fd, F_GETFL);
+		if (rc >= 0)
+			rc = conn_nonblocking(c) ? rc | O_NONBLOCK : rc & ~O_NONBLOCK;
+	} else {
+		long flags = (long)arg;
+
+		rc = REAL(fcntl)(fd, F_SETFL, (int)(flags | O_NONBLOCK));
+		if (rc == 0)
+			conn_set_nonblocking(c, (flags & O_NONBLOCK) != 0);
+	}
+	conn_unref(c);
+	return rc;
+}
+
+EXPORT int
+fcntl(int fd, int cmd, ...)
+{
+	va_list ap;
+	void *arg;
+
+	va_start(ap, cmd);
+	arg = va_arg(ap, void *);
+	va_end(ap);
+	return fcntl_common(fd, cmd, arg);
+}
+
+EXPORT int
+fcntl64(int fd, int cmd, ...)
+{
+	va_list ap;
+	void *arg;
+
+	va_start(ap, cmd);
+	arg = va_arg(ap, void *);
+	va_end(ap);
+	return fcntl_common(fd, cmd, arg);
+}
+
+EXPORT int
+ioctl(int fd, unsigned long request, ...)
+{
+	struct conn *c;
+	va_list ap;
+	void *arg;
+
+	va_start(ap, request);
+	arg = va_arg(ap, void *);
+	va_end(ap);
+	if (request != FIONBIO || arg == NULL || (c = fdtab_get(fd)) == NULL)
+		return REAL(ioctl)(fd, request, arg);
+	conn_set_nonblocking(c, *(int *)arg != 0);
+	conn_unref(c);
+	return 0;
+}
+
+EXPORT int
+getsockopt(int fd, int level, int optname, void *optval, socklen_t *optlen)
+{
+	struct conn *c;
+	int err, told;
+
+	if (level != SOL_SOCKET || optname != SO_ERROR || optval == NULL ||
+	    optlen == NULL || *optlen < sizeof(int) ||
+	    (c = fdtab_get(fd)) == NULL)
+		return REAL(getsockopt)(fd, level, optname, optval, optlen);
+	told = conn_take_so_error(c, &err);
+	conn_unref(c);
+	if (!told)
+		return REAL(getsockopt)(fd, level, optname, optval, optlen);
+	*(int *)optval = err;
+	*optlen = sizeof(int);
+	return 0;
+}
+
+static int
+timeval_ms(const void *optval, socklen_t optlen)
+{
+	const struct timeval *tv = optval;
+
+	if (optlen < sizeof(*tv) || (tv->tv_sec == 0 && tv->tv_usec == 0))
+		return -1;
+	return (int)(tv->tv_sec * 1000 + (tv->tv_usec + 999) / 1000);
+}
+
+EXPORT int
+setsockopt(int fd, int level, int optname, const void *optval,
+    socklen_t optlen)
+{
+	struct conn *c;
+	int rc = REAL(setsockopt)(fd, level, optname, optval, optlen);
+
+	if (rc != 0 || level != SOL_SOCKET || optval == NULL ||
+	    (c = fdtab_get(fd)) == NULL)
+		return rc;
+	if (optname == SO_RCVTIMEO || optname == SO_SNDTIMEO)
+		conn_set_timeout(c, optname == SO_SNDTIMEO,
+		    timeval_ms(optval, optlen));
+	else if (optname == SO_LINGER && optlen >= sizeof(struct linger))
+		conn_set_linger_abort(c, ((const struct linger *)optval)->l_onoff &&
+		    ((const struct linger *)optval)->l_linger == 0);
+	conn_unref(c);
+	return rc;
+}
+
+/* sendfile to a protected socket: the kernel would copy plaintext onto
+ * the wire, so read the file and send it through the record layer. */
+static ssize_t
+sendfile_emulated(struct conn *c, int in_fd, off_t *offset, size_t count)
+{
+	uint8_t buf[65536];
+	size_t total = 0;
+
+	while (total < count) {
+		size_t want = count - total < sizeof(buf) ? count - total :
+		    sizeof(buf);
+		ssize_t n, sent;
+		struct iovec iov;
+
+		n = offset != NULL ? pread(in_fd, buf, want, *offset) :
+		    REAL(read)(in_fd, buf, want);
+		if (n < 0)
+			return total > 0 ? (ssize_t)total : -errno;
+		if (n == 0)
+			break;
+		iov.iov_base = buf;
+		iov.iov_len = (size_t)n;
+		sent = conn_send(c, &iov, 1, 0);
+		if (sent < 0)
+			return total > 0 ? (ssize_t)total : sent;
+		if (offset != NULL)
+			*offset += sent;
+		else if (sent < n)
+			(void)lseek(in_fd, sent - n, SEEK_CUR);
+		total += (size_t)sent;
+		if (sent < n)
+			break;
+	}
+	return (ssize_t)total;
+}
+
+EXPORT ssize_t
+sendfile(int out_fd, int in_fd, off_t *offset, size_t count)
+{
+	struct conn *c = fdtab_get(out_fd);
+	ssize_t rc;
+
+	if (c == NULL)
+		return REAL(sendfile)(out_fd, in_fd, offset, count);
+	rc = sendfile_emulated(c, in_fd, offset, count);
+	conn_unref(c);
+	HOOK_RETURN(ssize_t, rc);
+}
+
+EXPORT ssize_t
+splice(int fd_in, off_t *off_in, int fd_out, off_t *off_out, size_t len,
+    unsigned int flags)
+{
+	/* splice would move plaintext past the record layer; EINVAL is what
+	 * callers already handle by falling back to read and write. */
+	if (fdtab_has(fd_in) || fdtab_has(fd_out)) {
+		errno = EINVAL;
+		return -1;
+	}
+	return REAL(splice)(fd_in, off_in, fd_out, off_out, len, flags);
+}

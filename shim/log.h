@@ -1,0 +1,24 @@
+#ifndef TLSHIM_LOG_H
+#define TLSHIM_LOG_H
+
+enum log_level { LOG_ERROR = 0, LOG_WARN = 1, LOG_INFO = 2, LOG_DEBUG = 3 };
+
+/*
+ * log_open(level, path):
+ * Send log lines at or above ${level} to the file ${path} (appended), or to
+ * standard error when ${path} is NULL. Called once by config_init.
+ */
+void log_open(enum log_level level, const char *path);
+
+/*
+ * log_msg(level, fmt, ...):
+ * Write one line "tlshim[PID]: LEVEL: message". Never changes errno. Callers
+ * never pass key material: the log is meant to be shared with support.
+ */
+void log_msg(enum log_level level, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+/* log_enabled(level): would a line at ${level} be written? */
+int log_enabled(enum log_level level);
+
+#endif

@@ -1,0 +1,57 @@
+#ifndef TLSHIM_POLICY_H
+#define TLSHIM_POLICY_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/socket.h>
+
+/*
+ * Which TCP connections are protected. Rules match the server's address
+ * and port (a client's destination, a server's local address), so both ends
+ * of a job that share one environment reach the same decision.
+ */
+
+#define POLICY_MAX_RULES 64
+
+struct policy_rule {
+	int family;		/* AF_INET or AF_INET6 */
+	uint8_t addr[16];	/* network, in network byte order */
+	int prefix;		/* prefix length in bits */
+	uint16_t port_lo, port_hi;	/* inclusive; 0-65535 when none given */
+};
+
+struct policy_rules {
+	int count;
+	struct policy_rule rule[POLICY_MAX_RULES];
+};
+
+/*
+ * policy_parse(text, rules, err, errlen):
+ * Parse a comma-separated list of "CIDR[:port[-port]]" (IPv6 with a port in
+ * brackets: "[2001:2::/48]:5000-5100"; a bare address is a host route) into
+ * ${rules}. Returns 0, or -EINVAL with a message in ${err}.
+ */
+int policy_parse(const char *text, struct policy_rules *rules, char *err,
+    size_t errlen) __attribute__((warn_unused_result));
+
+/*
+ * policy_match(rules, addr):
+ * Does the socket address ${addr} (IPv4, IPv6 or v4-mapped IPv6) match any
+ * rule in ${rules}?
+ */
+bool policy_match(const struct policy_rules *rules, const struct sockaddr *addr);
+
+/* policy_is_loopback(addr): 127.0.0.0/8, ::1 or v4-mapped loopback. */
+bool policy_is_loopback(const struct sockaddr *addr);
+
+/*
+ * policy_decide(include, exclude, loopback, addr):
+ * The decision for a connection whose server side is ${addr}: excluded
+ * addresses pass through; with include rules only matching addresses are
+ * protected; otherwise everything but loopback (unless ${loopback}).
+ */
+bool policy_decide(const struct policy_rules *include,
+    const struct policy_rules *exclude, bool loopback,
+    const struct sockaddr *addr);
+
+#endif

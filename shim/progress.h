@@ -1,0 +1,23 @@
+#ifndef TLSHIM_PROGRESS_H
+#define TLSHIM_PROGRESS_H
+
+/*
+ * The background progress thread: drives TCP connects and TLS handshakes,
+ * and drains ciphertext the kernel could not take, without the application
+ * calling into the shim (a rank that sends and then blocks in accept() must
+ * not deadlock). Started on first need, and again in a forked child that
+ * makes new connections.
+ */
+
+struct conn;
+
+/* progress_watch(c): have the thread look after ${c} (takes a reference)
+ * until conn_progress_events() says there is nothing left to do.
+ * Returns 0, or -errno when the thread cannot be started. */
+int progress_watch(struct conn *c) __attribute__((warn_unused_result));
+
+/* progress_fork_child(void): after fork(), the thread does not exist in the
+ * child; forget it and the parent's watch list. */
+void progress_fork_child(void);
+
+#endif

@@ -1,0 +1,75 @@
+#define _GNU_SOURCE
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <unistd.h>
+
+#include <sodium.h>
+
+#include "config.h"
+#include "conn.h"
+#include "fdtab.h"
+#include "progress.h"
+#include "real.h"
+#include "shim.h"
+
+static pthread_once_t shim_once = PTHREAD_ONCE_INIT;
+static atomic_bool shim_ready;
+static pid_t shim_pid;
+
+static void
+shim_fork_child(void)
+{
+	shim_pid = getpid();
+	conn_fork_child();
+	progress_fork_child();
+}
+
+static void
+shim_setup(void)
+{
+	real_init();
+	config_init();
+	shim_pid = getpid();
+	if (config.enabled && sodium_init() < 0 && config.error[0] == '\0')
+		snprintf(config.error, sizeof(config.error),
+		    "libsodium failed to initialise");
+	if (config.enabled)
+		pthread_atfork(NULL, NULL, shim_fork_child);
+	atomic_store(&shim_ready, true);
+}
+
+bool
+shim_enabled(void)
+{
+	if (!atomic_load_explicit(&shim_ready, memory_order_acquire))
+		pthread_once(&shim_once, shim_setup);
+	return config.enabled;
+}
+
+bool
+shim_in_vfork_child(void)
+{
+	return getpid() != shim_pid;
+}
+
+__attribute__((constructor)) static void
+shim_constructor(void)
+{
+	(void)shim_enabled();
+}
+
+static void
+close_one_at_exit(int fd, struct conn *c, void *arg)
+{
+	(void)fd;
+	(void)arg;
+	conn_close_at_exit(c);
+}
+
+__attribute__((destructor)) static void
+shim_destructor(void)
+{
+	if (atomic_load(&shim_ready) && config.enabled && !shim_in_vfork_child())
+		fdtab_each(close_one_at_exit, NULL);
+}

@@ -1,0 +1,60 @@
+# Issue 2: an unmodified program (socat) moves a multi-megabyte file both
+# ways between two nodes, over IPv4 and IPv6; the bytes arrive intact and
+# a capture on the wire holds none of the plaintext.
+. tests/e2e/lib.sh
+make_nodes
+make_creds
+make_marked_file "$T/data" 4000000
+
+# Control: without the shim the marker is on the wire, so the capture
+# check below can fail.
+capture_start plain
+bg on_b socat -u TCP-LISTEN:7000,reuseaddr OPEN:"$T/plain.out",creat,trunc
+wait_port b 7000
+on_a socat -u OPEN:"$T/data" TCP:$IP_B:7000
+wait_bg 30 || fail "plaintext control transfer failed"
+capture_stop
+capture_has plain "$MARKER" || fail "control: plaintext not seen in capture"
+
+for family in 4 6; do
+	if [ $family = 4 ]; then
+		listen=TCP4-LISTEN connect="TCP4:$IP_B"
+	else
+		listen=TCP6-LISTEN connect="TCP6:[$IP6_B]"
+	fi
+	capture_start "enc$family"
+
+	# a sends to b.
+	bg on_b $(shim b) socat -u $listen:7001,reuseaddr \
+	    OPEN:"$T/ab$family",creat,trunc
+	wait_port b 7001
+	on_a $(shim a) socat -u OPEN:"$T/data" "$connect:7001" ||
+	    fail "IPv$family: client a -> b failed"
+	wait_bg 30 || fail "IPv$family: server b did not finish"
+	cmp -s "$T/data" "$T/ab$family" || fail "IPv$family: a -> b corrupted"
+
+	# b sends to a (the accepting side writes).
+	bg on_b $(shim b) socat -u OPEN:"$T/data" $listen:7002,reuseaddr
+	wait_port b 7002
+	on_a $(shim a) socat -u "$connect:7002" OPEN:"$T/ba$family",creat,trunc ||
+	    fail "IPv$family: client b -> a failed"
+	wait_bg 30 || fail "IPv$family: server b did not finish"
+	cmp -s "$T/data" "$T/ba$family" || fail "IPv$family: b -> a corrupted"
+
+	capture_stop
+	bytes=$(capture_tcp_bytes "enc$family")
+	# Most of the 8 MB (a busy capture may drop a few packets).
+	[ "$bytes" -gt 6000000 ] ||
+	    fail "IPv$family: capture saw only $bytes bytes of TCP payload"
+	if capture_has "enc$family" "$MARKER"; then
+		fail "IPv$family: plaintext marker found on the wire"
+	fi
+	echo "IPv$family: 2 x 4 MB intact, $bytes TCP payload bytes captured," \
+	    "no plaintext on the wire"
+done
+
+grep -q "protected as server, peer spiffe://e2e/node/a" "$T/b.log" ||
+    fail "b's log does not show protected connections from a"
+grep -q "protected as client, peer spiffe://e2e/node/b" "$T/a.log" ||
+    fail "a's log does not show protected connections to b"
+exit 0

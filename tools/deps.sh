@@ -1,0 +1,38 @@
+#!/bin/sh
+# Installs the Debian packages tlshim needs, or says exactly how to.
+# Usage: tools/deps.sh build|test|demo
+# build: compiler inputs only; test: everything `make check` runs;
+# demo: what `make demo` runs.
+set -eu
+
+build_pkgs="libwolfssl-dev libsodium-dev check pkg-config"
+test_pkgs="$build_pkgs iproute2 socat iperf3 tshark python3-torch openmpi-bin python3-mpi4py"
+demo_pkgs="$build_pkgs iproute2 tshark python3-torch"
+
+case "${1:-build}" in
+build) wanted=$build_pkgs ;;
+test) wanted=$test_pkgs ;;
+demo) wanted=$demo_pkgs ;;
+*) echo "usage: $0 build|test|demo" >&2; exit 2 ;;
+esac
+
+missing=""
+for p in $wanted; do
+	if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed"; then
+		missing="$missing $p"
+	fi
+done
+[ -z "$missing" ] && exit 0
+
+if [ "$(id -u)" != 0 ]; then
+	echo "tlshim: missing Debian packages:$missing" >&2
+	echo "tlshim: install them with: sudo apt-get install -y$missing" >&2
+	exit 1
+fi
+echo "tlshim: installing missing Debian packages:$missing" >&2
+export DEBIAN_FRONTEND=noninteractive
+# tshark asks whether non-root users may capture; answer for it.
+echo "wireshark-common wireshark-common/install-setuid boolean false" | debconf-set-selections 2>/dev/null || true
+apt-get update -qq >&2
+# shellcheck disable=SC2086
+apt-get install -y -qq --no-install-recommends $missing >&2

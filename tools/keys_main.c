@@ -1,0 +1,57 @@
+/*
+ * tlshim-keys: the credentials of a tlshim cluster. Subcommands are
+ * dispatched from a table, one file each.
+ */
+#include <stdio.h>
+#include <string.h>
+
+#include <sodium.h>
+
+#include "keys.h"
+
+static const struct {
+	const char *name;
+	int (*main)(int, char **);
+	const char *summary;
+} subcommands[] = {
+	{ "init", keys_init_main, "create a cluster CA" },
+	{ "issue", keys_issue_main, "issue a node's key and certificate" },
+};
+
+static void
+usage(FILE *out)
+{
+	size_t i;
+
+	fprintf(out, "usage: tlshim-keys COMMAND [OPTIONS]\n\ncommands:\n");
+	for (i = 0; i < sizeof(subcommands) / sizeof(subcommands[0]); i++)
+		fprintf(out, "  %-8s %s\n", subcommands[i].name,
+		    subcommands[i].summary);
+	fprintf(out, "\n'tlshim-keys COMMAND --help' describes each.\n"
+	    "\nexit codes:\n"
+	    "  0  success\n"
+	    "  1  bad arguments\n"
+	    "  2  a file is missing, unreadable, corrupt or unsafe\n"
+	    "  3  refusing to overwrite an existing key or certificate\n"
+	    "  4  key or certificate generation failed\n");
+}
+
+int
+main(int argc, char **argv)
+{
+	size_t i;
+
+	if (sodium_init() < 0)
+		return keys_fail(KEYS_CRYPTO, "libsodium failed to initialise");
+	if (argc < 2 || strcmp(argv[1], "--help") == 0 ||
+	    strcmp(argv[1], "-h") == 0 || strcmp(argv[1], "help") == 0) {
+		usage(argc < 2 ? stderr : stdout);
+		return argc < 2 ? KEYS_USAGE : KEYS_OK;
+	}
+	for (i = 0; i < sizeof(subcommands) / sizeof(subcommands[0]); i++)
+		if (strcmp(argv[1], subcommands[i].name) == 0)
+			return subcommands[i].main(argc - 1, argv + 1);
+	fprintf(stderr, "tlshim-keys: unknown command '%s'\n\n", argv[1]);
+	usage(stderr);
+	return KEYS_USAGE;
+}
