@@ -29,7 +29,7 @@ Q := @
 endif
 
 SHIM_CORE := real log config policy record handshake fdtab conn progress \
-	readiness
+	readiness epoll
 SHIM_HOOKS := shim hooks_socket hooks_io hooks_poll
 CORE_OBJS := $(SHIM_CORE:%=$(BUILD)/shim/%.o)
 HOOK_OBJS := $(SHIM_HOOKS:%=$(BUILD)/shim/%.o)

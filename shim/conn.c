@@ -1150,6 +1150,17 @@ conn_poll(struct conn *c, short events, short *kernel_events, bool *handshaking)
 	return ready;
 }
 
+bool
+conn_settled(struct conn *c)
+{
+	bool settled;
+
+	pthread_mutex_lock(&c->lock);
+	settled = c->state == CONN_ESTABLISHED || c->state == CONN_FAILED;
+	pthread_mutex_unlock(&c->lock);
+	return settled;
+}
+
 int
 conn_take_so_error(struct conn *c, int *err)
 {

@@ -87,6 +87,10 @@ void conn_close_at_exit(struct conn *c);
 short conn_poll(struct conn *c, short events, short *kernel_events,
     bool *handshaking);
 
+/* conn_settled(c): established or failed, so the kernel's readiness for
+ * the socket means what it says (not during connect or handshake). */
+bool conn_settled(struct conn *c);
+
 /* conn_take_so_error(c, err): SO_ERROR as the kernel would report it
  * (reading clears it). Returns 1 when set ${err}, 0 to ask the kernel. */
 int conn_take_so_error(struct conn *c, int *err);

@@ -1,6 +1,6 @@
 /*
- * Hooks for the readiness calls: poll, ppoll, select, pselect and their
- * fortified forms. Sets without a protected socket go straight to libc.
+ * Hooks for the readiness calls: poll, ppoll, select, pselect, their
+ * fortified forms, and epoll. Sets without a protected socket go straight to libc.
  */
 #define _GNU_SOURCE
 /* The hooks define the calls that fortify would wrap inline. */
@@ -11,6 +11,7 @@
 #include <string.h>
 #include <sys/select.h>
 
+#include "epoll.h"
 #include "fdtab.h"
 #include "readiness.h"
 #include "real.h"
@@ -161,4 +162,44 @@ pselect(int nfds, fd_set *r, fd_set *w, fd_set *e, const struct timespec *ts,
 		return REAL(pselect)(nfds, r, w, e, ts, sigmask);
 	HOOK_RETURN(int, select_emulated(nfds, r, w, e, timespec_ms(ts),
 	    sigmask));
+}
+
+EXPORT int
+epoll_ctl(int epfd, int op, int fd, struct epoll_event *event)
+{
+	int rc = REAL(epoll_ctl)(epfd, op, fd, event);
+
+
+	if (rc == 0 && (fdtab_has(fd) || epoll_tracked(epfd)))
+		epoll_note_ctl(epfd, op, fd, event);
+	return rc;
+}
+
+EXPORT int
+epoll_wait(int epfd, struct epoll_event *events, int max, int timeout)
+{
+	if (shim_internal_thread || !epoll_tracked(epfd))
+		return REAL(epoll_wait)(epfd, events, max, timeout);
+	HOOK_RETURN(int, epoll_wait_emulated(epfd, events, max, timeout, NULL,
+	    NULL));
+}
+
+EXPORT int
+epoll_pwait(int epfd, struct epoll_event *events, int max, int timeout,
+    const sigset_t *sigmask)
+{
+	if (shim_internal_thread || !epoll_tracked(epfd))
+		return REAL(epoll_pwait)(epfd, events, max, timeout, sigmask);
+	HOOK_RETURN(int, epoll_wait_emulated(epfd, events, max, timeout, sigmask,
+	    NULL));
+}
+
+EXPORT int
+epoll_pwait2(int epfd, struct epoll_event *events, int max,
+    const struct timespec *ts, const sigset_t *sigmask)
+{
+	if (shim_internal_thread || !epoll_tracked(epfd))
+		return REAL(epoll_pwait2)(epfd, events, max, ts, sigmask);
+	HOOK_RETURN(int, epoll_wait_emulated(epfd, events, max,
+	    timespec_ms(ts), sigmask, ts));
 }

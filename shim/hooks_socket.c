@@ -19,6 +19,7 @@
 
 #include "config.h"
 #include "conn.h"
+#include "epoll.h"
 #include "fdtab.h"
 #include "log.h"
 #include "policy.h"
@@ -210,8 +211,12 @@ accept(int fd, struct sockaddr *addr, socklen_t *addrlen)
 EXPORT int
 close(int fd)
 {
-	if (fdtab_has(fd) && !shim_in_vfork_child())
+	if (shim_internal_thread)
+		return REAL(close)(fd);
+	if ((fdtab_has(fd) || epoll_tracked(fd)) && !shim_in_vfork_child()) {
 		untrack(fd);
+		epoll_forget(fd);
+	}
 	return REAL(close)(fd);
 }
 
@@ -234,6 +239,8 @@ close_range(unsigned int first, unsigned int last, int flags)
 {
 	struct close_range_args r = { first, last };
 
+	if (shim_internal_thread)
+		return REAL(close_range)(first, last, flags);
 	if (!(flags & CLOSE_RANGE_CLOEXEC) && shim_enabled() &&
 	    !shim_in_vfork_child())
 		fdtab_each(close_range_one, &r);
@@ -285,6 +292,8 @@ duplicated(int oldfd, int newfd)
 EXPORT int
 dup(int oldfd)
 {
+	if (shim_internal_thread)
+		return REAL(dup)(oldfd);
 	return duplicated(oldfd, REAL(dup)(oldfd));
 }
 
@@ -293,7 +302,7 @@ dup2(int oldfd, int newfd)
 {
 	int rc;
 
-	if (oldfd == newfd)
+	if (shim_internal_thread || oldfd == newfd)
 		return REAL(dup2)(oldfd, newfd);
 	if (fdtab_has(newfd) && !shim_in_vfork_child())
 		untrack(newfd);
@@ -306,6 +315,8 @@ dup3(int oldfd, int newfd, int flags)
 {
 	int rc;
 
+	if (shim_internal_thread)
+		return REAL(dup3)(oldfd, newfd, flags);
 	if (oldfd != newfd && fdtab_has(newfd) && !shim_in_vfork_child())
 		untrack(newfd);
 	rc = REAL(dup3)(oldfd, newfd, flags);

@@ -71,6 +71,7 @@ progress_main(void *arg)
 	size_t cap = 0;
 
 	(void)arg;
+	shim_internal_thread = 1;
 	for (;;) {
 		int64_t deadline = INT64_MAX, now;
 		size_t n, i, ndone = 0;

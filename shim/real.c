@@ -6,6 +6,7 @@
 
 struct real_calls real;
 int real_resolved;
+__thread int shim_internal_thread;
 
 static pthread_once_t real_once = PTHREAD_ONCE_INIT;
 
@@ -54,6 +55,10 @@ real_resolve(void)
 	RESOLVE(sendfile);
 	RESOLVE(splice);
 	RESOLVE(close_range);
+	RESOLVE(epoll_ctl);
+	RESOLVE(epoll_wait);
+	RESOLVE(epoll_pwait);
+	RESOLVE(epoll_pwait2);
 	RESOLVE(__recv_chk);
 	RESOLVE(__recvfrom_chk);
 	RESOLVE(__read_chk);

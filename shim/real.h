@@ -14,6 +14,7 @@
 #include <sys/select.h>
 #include <sys/socket.h>
 #include <sys/types.h>
+#include <sys/epoll.h>
 #include <sys/uio.h>
 
 struct real_calls {
@@ -47,6 +48,10 @@ struct real_calls {
 	ssize_t (*sendfile)(int, int, off_t *, size_t);
 	ssize_t (*splice)(int, off_t *, int, off_t *, size_t, unsigned int);
 	int (*close_range)(unsigned int, unsigned int, int);
+	int (*epoll_ctl)(int, int, int, struct epoll_event *);
+	int (*epoll_wait)(int, struct epoll_event *, int, int);
+	int (*epoll_pwait)(int, struct epoll_event *, int, int, const sigset_t *);
+	int (*epoll_pwait2)(int, struct epoll_event *, int, const struct timespec *, const sigset_t *);
 	ssize_t (*__recv_chk)(int, void *, size_t, size_t, int);
 	ssize_t (*__recvfrom_chk)(int, void *, size_t, size_t, int, struct sockaddr *, socklen_t *);
 	ssize_t (*__read_chk)(int, void *, size_t, size_t);
@@ -66,6 +71,11 @@ extern struct real_calls real;
 void real_init(void);
 
 extern int real_resolved;
+
+/* The shim's own threads (the progress thread) run library code such as
+ * wolfSSL's, which calls close() and read() itself: their hooked calls go
+ * straight to libc, never into the shim's locks. */
+extern __thread int shim_internal_thread;
 
 /* REAL(name): the real call, for hooks, which may run before the
  * library's constructor (another library's constructor may use sockets). */

@@ -1,0 +1,316 @@
+#define _GNU_SOURCE
+#include <errno.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "conn.h"
+#include "epoll.h"
+#include "fdtab.h"
+#include "real.h"
+
+#include <poll.h>
+
+struct epoll_reg {
+	int fd;
+	struct conn *conn;	/* reference held */
+	uint32_t events;
+	epoll_data_t data;
+	bool armed;		/* false after a one-shot event, until MOD */
+	bool reduced;		/* kernel interest without IN/OUT (handshake) */
+};
+
+/* While a handshake runs, look again this often. */
+#define EPOLL_HANDSHAKE_RECHECK_MS 2
+
+/* Put the kernel registration of ${r} in step with its connection: the
+ * application's interest once settled, none for IN/OUT before. */
+static void
+reg_sync_kernel(int epfd, struct epoll_reg *r)
+{
+	bool reduce = !conn_settled(r->conn);
+	struct epoll_event ev = { .events = r->events, .data = r->data };
+
+	if (!r->armed || reduce == r->reduced)
+		return;
+	if (reduce)
+		ev.events &= ~(uint32_t)(EPOLLIN | EPOLLOUT | EPOLLRDNORM |
+		    EPOLLWRNORM | EPOLLPRI);
+	if (real.epoll_ctl(epfd, EPOLL_CTL_MOD, r->fd, &ev) == 0)
+		r->reduced = reduce;
+}
+
+struct epoll_set {
+	int epfd;
+	struct epoll_reg *regs;
+	int count, cap;
+};
+
+/* Few sets exist (one per event loop); a list under one lock is enough. */
+static pthread_mutex_t sets_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct epoll_set *sets;
+static int sets_count, sets_cap;
+static atomic_int sets_live;
+
+static struct epoll_set *
+set_find(int epfd)
+{
+	int i;
+
+	for (i = 0; i < sets_count; i++)
+		if (sets[i].epfd == epfd)
+			return &sets[i];
+	return NULL;
+}
+
+static struct epoll_set *
+set_get(int epfd)
+{
+	struct epoll_set *s = set_find(epfd), *grown;
+
+	if (s != NULL)
+		return s;
+	if (sets_count == sets_cap) {
+		int want = sets_cap ? sets_cap * 2 : 4;
+
+		if ((grown = realloc(sets, (size_t)want * sizeof(*sets))) == NULL)
+			return NULL;
+		sets = grown;
+		sets_cap = want;
+	}
+	s = &sets[sets_count++];
+	memset(s, 0, sizeof(*s));
+	s->epfd = epfd;
+	atomic_store(&sets_live, sets_count);
+	return s;
+}
+
+static void
+reg_drop(struct epoll_set *s, int i)
+{
+	conn_unref(s->regs[i].conn);
+	s->regs[i] = s->regs[--s->count];
+}
+
+static int
+reg_find(struct epoll_set *s, int fd)
+{
+	int i;
+
+	for (i = 0; i < s->count; i++)
+		if (s->regs[i].fd == fd)
+			return i;
+	return -1;
+}
+
+void
+epoll_note_ctl(int epfd, int op, int fd, const struct epoll_event *event)
+{
+	struct conn *c = NULL;
+	struct epoll_set *s;
+	int i;
+
+	if (op != EPOLL_CTL_DEL && (c = fdtab_get(fd)) == NULL &&
+	    atomic_load(&sets_live) == 0)
+		return;
+	pthread_mutex_lock(&sets_lock);
+	s = c != NULL ? set_get(epfd) : set_find(epfd);
+	if (s == NULL)
+		goto out;
+	i = reg_find(s, fd);
+	if (op == EPOLL_CTL_DEL || c == NULL) {
+		if (i >= 0)
+			reg_drop(s, i);
+		goto out;
+	}
+	if (i < 0) {
+		if (s->count == s->cap) {
+			int want = s->cap ? s->cap * 2 : 8;
+			struct epoll_reg *grown = realloc(s->regs,
+			    (size_t)want * sizeof(*grown));
+
+			if (grown == NULL)
+				goto out;
+			s->regs = grown;
+			s->cap = want;
+		}
+		i = s->count++;
+		s->regs[i].fd = fd;
+		s->regs[i].conn = c;
+		c = NULL;	/* the registration keeps the reference */
+	}
+	s->regs[i].events = event != NULL ? event->events : 0;
+	s->regs[i].data = event != NULL ? event->data : (epoll_data_t){ 0 };
+	s->regs[i].armed = true;
+	/* The kernel now has the application's full interest. */
+	s->regs[i].reduced = false;
+	reg_sync_kernel(epfd, &s->regs[i]);
+out:
+	pthread_mutex_unlock(&sets_lock);
+	conn_unref(c);
+}
+
+void
+epoll_forget(int epfd)
+{
+	struct epoll_set *s;
+
+	if (atomic_load(&sets_live) == 0)
+		return;
+	pthread_mutex_lock(&sets_lock);
+	if ((s = set_find(epfd)) != NULL) {
+		while (s->count > 0)
+			reg_drop(s, 0);
+		free(s->regs);
+		*s = sets[--sets_count];
+		atomic_store(&sets_live, sets_count);
+	}
+	pthread_mutex_unlock(&sets_lock);
+}
+
+int
+epoll_tracked(int epfd)
+{
+	int found;
+
+	if (atomic_load(&sets_live) == 0)
+		return 0;
+	pthread_mutex_lock(&sets_lock);
+	found = set_find(epfd) != NULL;
+	pthread_mutex_unlock(&sets_lock);
+	return found;
+}
+
+/* Events the kernel cannot report: plaintext held by the shim, a
+ * connection that failed in the shim, or room to queue sends during a
+ * handshake. Fills ${out}; returns the count, and sets ${waiting} when a
+ * handshake is running (readiness may change with no kernel event). */
+static int
+epoll_synthesise(int epfd, struct epoll_event *out, int max, bool *waiting)
+{
+	struct epoll_set *s;
+	int i, n = 0;
+
+	*waiting = false;
+	pthread_mutex_lock(&sets_lock);
+	if ((s = set_find(epfd)) == NULL)
+		goto out;
+	for (i = 0; i < s->count && n < max; i++) {
+		struct epoll_reg *r = &s->regs[i];
+		struct conn *now;
+		short kernel_events, want = 0, ready;
+		bool handshaking;
+
+		now = fdtab_get(r->fd);
+		conn_unref(now);	/* only its identity is needed */
+		if (now != r->conn) {
+			/* The descriptor was closed (and maybe reused):
+			 * the kernel dropped it from the set as well. */
+			reg_drop(s, i--);
+			continue;
+		}
+		reg_sync_kernel(epfd, r);
+		if (!r->armed)
+			continue;
+		if (r->reduced)
+			*waiting = true;
+		if (r->events & EPOLLET)
+			continue;
+		if (r->events & EPOLLIN)
+			want |= POLLIN;
+		if (r->reduced && (r->events & EPOLLOUT))
+			want |= POLLOUT;
+		if (want == 0)
+			continue;
+		ready = conn_poll(r->conn, want, &kernel_events, &handshaking);
+		if (!ready)
+			continue;
+		out[n].events = ((ready & POLLIN) ? EPOLLIN : 0) |
+		    ((ready & POLLOUT) ? EPOLLOUT : 0) |
+		    ((ready & POLLERR) ? EPOLLERR : 0) |
+		    ((ready & POLLHUP) ? EPOLLHUP : 0);
+		out[n].data = r->data;
+		n++;
+		if (r->events & EPOLLONESHOT) {
+			struct epoll_event off = { .events = EPOLLONESHOT,
+			    .data = r->data };
+
+			r->armed = false;
+			(void)real.epoll_ctl(epfd, EPOLL_CTL_MOD, r->fd, &off);
+		}
+	}
+out:
+	pthread_mutex_unlock(&sets_lock);
+	return n;
+}
+
+/* Kernel events for one-shot registrations disarm ours too; an event for
+ * data we already reported is merged into it. Returns the new count. */
+static int
+epoll_merge(int epfd, struct epoll_event *ev, int synth, int total)
+{
+	struct epoll_set *s;
+	int i, j, k;
+
+	pthread_mutex_lock(&sets_lock);
+	s = set_find(epfd);
+	for (k = synth; s != NULL && k < total; k++) {
+		for (i = 0; i < s->count; i++)
+			if (s->regs[i].data.u64 == ev[k].data.u64 &&
+			    (s->regs[i].events & EPOLLONESHOT))
+				s->regs[i].armed = false;
+	}
+	pthread_mutex_unlock(&sets_lock);
+	for (k = synth; k < total; k++) {
+		for (j = 0; j < synth; j++) {
+			if (ev[j].data.u64 == ev[k].data.u64) {
+				ev[j].events |= ev[k].events;
+				ev[k--] = ev[--total];
+				break;
+			}
+		}
+	}
+	return total;
+}
+
+int
+epoll_wait_emulated(int epfd, struct epoll_event *events, int max,
+    int timeout_ms, const sigset_t *sigmask, const struct timespec *ts)
+{
+	int64_t deadline;
+	int synth, n, wait_ms;
+	bool waiting;
+
+	if (max <= 0)
+		return -EINVAL;
+	if (ts != NULL)
+		timeout_ms = (int)(ts->tv_sec > 2000000 ? 2000000000 :
+		    ts->tv_sec * 1000 + (ts->tv_nsec + 999999) / 1000000);
+	deadline = timeout_ms < 0 ? INT64_MAX : conn_now_ms() + timeout_ms;
+	for (;;) {
+		synth = epoll_synthesise(epfd, events, max, &waiting);
+		if (synth == max)
+			return synth;
+		if (synth > 0) {
+			wait_ms = 0;
+		} else if (deadline == INT64_MAX) {
+			wait_ms = waiting ? EPOLL_HANDSHAKE_RECHECK_MS : -1;
+		} else {
+			int64_t left = deadline - conn_now_ms();
+
+			wait_ms = left <= 0 ? 0 : left > INT32_MAX ? INT32_MAX :
+			    (int)left;
+			if (waiting && wait_ms > EPOLL_HANDSHAKE_RECHECK_MS)
+				wait_ms = EPOLL_HANDSHAKE_RECHECK_MS;
+		}
+		n = real.epoll_pwait(epfd, events + synth, max - synth, wait_ms,
+		    sigmask);
+		if (n < 0)
+			return synth > 0 ? synth : -errno;
+		n = epoll_merge(epfd, events, synth, synth + n);
+		if (n > 0 || (deadline != INT64_MAX && conn_now_ms() >= deadline))
+			return n;
+	}
+}

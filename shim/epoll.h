@@ -1,0 +1,42 @@
+#ifndef TLSHIM_EPOLL_H
+#define TLSHIM_EPOLL_H
+
+/*
+ * epoll over protected sockets. The kernel cannot see plaintext the shim
+ * already decrypted and holds: for level-triggered interest in reading,
+ * epoll_wait reports such sockets itself, with the application's data,
+ * honouring EPOLLONESHOT (a reported one-shot registration is disarmed in
+ * the kernel too, until the application re-arms it). Edge-triggered
+ * interest is left to the kernel: a new edge needs new bytes on the wire,
+ * exactly as without the shim.
+ *
+ * Until a connection is keyed, the kernel's readiness is about handshake
+ * bytes, not data: its kernel registration then carries no read or write
+ * interest (errors and hang-ups still come through), the shim reports
+ * writability itself (sends are queued), and waits are cut into short
+ * slices so the registration is restored soon after the handshake.
+ */
+
+#include <signal.h>
+#include <stdint.h>
+#include <sys/epoll.h>
+#include <time.h>
+
+/* epoll_note_ctl(epfd, op, fd, event): after a successful epoll_ctl. */
+void epoll_note_ctl(int epfd, int op, int fd, const struct epoll_event *event);
+
+/* epoll_forget(epfd): ${epfd} is being closed. */
+void epoll_forget(int epfd);
+
+/* epoll_tracked(epfd): does ${epfd} watch a protected socket? */
+int epoll_tracked(int epfd);
+
+/*
+ * epoll_wait_emulated(epfd, events, max, timeout_ms, sigmask, ts):
+ * epoll_wait/epoll_pwait/epoll_pwait2 for a tracked set: ${ts} (pwait2)
+ * or ${timeout_ms}. Returns the number of events or -errno.
+ */
+int epoll_wait_emulated(int epfd, struct epoll_event *events, int max,
+    int timeout_ms, const sigset_t *sigmask, const struct timespec *ts);
+
+#endif
