@@ -15,11 +15,19 @@ import torch
 import torch.distributed as dist
 
 SIZES = [1 << 10, 64 << 10, 1 << 20, 16 << 20, 64 << 20]  # bytes
+# Known plaintext that a wire capture must not contain.
+MARKER = b"TLSHIM-PLAINTEXT-MARKER-TENSOR--"
 
 
 def check_collectives(rank, world, sizes):
     moved = 0
     start = time.monotonic()
+    # A tensor whose bytes are known text, from rank 0 to everyone.
+    marked = torch.frombuffer(bytearray(MARKER * 8192), dtype=torch.uint8)
+    t = marked.clone() if rank == 0 else torch.zeros_like(marked)
+    dist.broadcast(t, src=0)
+    if not torch.equal(t, marked):
+        raise SystemExit(f"rank {rank}: broadcast of the marker tensor is wrong")
     for size in sizes:
         n = size // 4
         # all_reduce: sum of (rank + 1) * pattern over all ranks.
