@@ -15,6 +15,7 @@
 #include <sys/ioctl.h>
 #include <sys/sendfile.h>
 #include <sys/socket.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include "config.h"
@@ -213,6 +214,8 @@ close(int fd)
 {
 	if (shim_internal_thread)
 		return REAL(close)(fd);
+	if (real_fd_internal(fd))
+		return 0;	/* the shim's own: it stays open */
 	if ((fdtab_has(fd) || epoll_tracked(fd)) && !shim_in_vfork_child()) {
 		untrack(fd);
 		epoll_forget(fd);
@@ -234,21 +237,78 @@ close_range_one(int fd, struct conn *c, void *arg)
 		untrack(fd);
 }
 
-EXPORT int
-close_range(unsigned int first, unsigned int last, int flags)
+/* Before descriptors first..last close together: close records for
+ * protected connections among them. */
+static void
+closing_range(unsigned int first, unsigned int last)
 {
 	struct close_range_args r = { first, last };
 
+	if (shim_internal_thread || !shim_enabled() || shim_in_vfork_child())
+		return;
+	fdtab_each(close_range_one, &r);
+}
+
+EXPORT int
+close_range(unsigned int first, unsigned int last, int flags)
+{
 	if (shim_internal_thread)
 		return REAL(close_range)(first, last, flags);
-	if (!(flags & CLOSE_RANGE_CLOEXEC) && shim_enabled() &&
-	    !shim_in_vfork_child())
-		fdtab_each(close_range_one, &r);
-	if (real.close_range == NULL) {
+	if (!(flags & CLOSE_RANGE_CLOEXEC))
+		closing_range(first, last);
+	if (REAL(close_range) == NULL) {
 		errno = ENOSYS;
 		return -1;
 	}
-	return REAL(close_range)(first, last, flags);
+	return real_close_range_keeping(first, last, flags);
+}
+
+EXPORT void
+closefrom(int lowfd)
+{
+	if (shim_internal_thread || lowfd < 0) {
+		REAL(closefrom)(lowfd);
+		return;
+	}
+	closing_range((unsigned)lowfd, ~0u);
+	if (real_close_range_keeping((unsigned)lowfd, ~0u, 0) != 0)
+		REAL(closefrom)(lowfd);	/* old kernel: libc's fallback */
+}
+
+/*
+ * syscall(2): libuv closes descriptors with syscall(SYS_close). Only the
+ * close calls are looked at; everything else goes to libc unchanged (six
+ * register-sized arguments is what the kernel ABI passes).
+ */
+EXPORT long
+syscall(long number, ...)
+{
+	long a[6];
+	va_list ap;
+	int i;
+
+	va_start(ap, number);
+	for (i = 0; i < 6; i++)
+		a[i] = va_arg(ap, long);
+	va_end(ap);
+	if (number == SYS_close && real_fd_internal((int)a[0]) &&
+	    !shim_internal_thread)
+		return 0;
+	if (number == SYS_close && a[0] >= 0 && (fdtab_has((int)a[0]) ||
+	    epoll_tracked((int)a[0])) && !shim_internal_thread &&
+	    !shim_in_vfork_child()) {
+		untrack((int)a[0]);
+		epoll_forget((int)a[0]);
+	}
+#ifdef SYS_close_range
+	if (number == SYS_close_range && !shim_internal_thread) {
+		if (!((unsigned)a[2] & CLOSE_RANGE_CLOEXEC))
+			closing_range((unsigned)a[0], (unsigned)a[1]);
+		return real_close_range_keeping((unsigned)a[0], (unsigned)a[1],
+		    (int)a[2]);
+	}
+#endif
+	return REAL(syscall)(number, a[0], a[1], a[2], a[3], a[4], a[5]);
 }
 
 EXPORT int

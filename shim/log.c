@@ -21,8 +21,10 @@ log_open(enum log_level level, const char *path)
 	if (path == NULL || *path == '\0')
 		return;
 	fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
-	if (fd >= 0)
+	if (fd >= 0) {
 		log_fd = fd;
+		real_fd_internal_add(fd);
+	}
 }
 
 int

@@ -141,11 +141,14 @@ progress_start_locked(void)
 
 	if (thread_pid == getpid())
 		return 0;
-	if (wake_fd >= 0)
+	if (wake_fd >= 0) {
+		real_fd_internal_remove(wake_fd);
 		real.close(wake_fd);
+	}
 	wake_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
 	if (wake_fd < 0)
 		return -errno;
+	real_fd_internal_add(wake_fd);
 	pthread_attr_init(&attr);
 	pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
 	pthread_attr_setstacksize(&attr, 256 * 1024);

@@ -48,6 +48,8 @@ struct real_calls {
 	ssize_t (*sendfile)(int, int, off_t *, size_t);
 	ssize_t (*splice)(int, off_t *, int, off_t *, size_t, unsigned int);
 	int (*close_range)(unsigned int, unsigned int, int);
+	void (*closefrom)(int);
+	long (*syscall)(long, ...);
 	int (*epoll_ctl)(int, int, int, struct epoll_event *);
 	int (*epoll_wait)(int, struct epoll_event *, int, int);
 	int (*epoll_pwait)(int, struct epoll_event *, int, int, const sigset_t *);
@@ -76,6 +78,21 @@ extern int real_resolved;
  * wolfSSL's, which calls close() and read() itself: their hooked calls go
  * straight to libc, never into the shim's locks. */
 extern __thread int shim_internal_thread;
+
+/*
+ * real_fd_internal_add(fd), real_fd_internal(fd):
+ * The shim's own descriptors (the progress thread's wake-up eventfd, the
+ * log file). An application that closes every descriptor it does not know
+ * (closefrom, close_range, a loop of close) must not take them: the close
+ * hooks leave them open.
+ */
+void real_fd_internal_add(int fd);
+void real_fd_internal_remove(int fd);
+int real_fd_internal(int fd);
+
+/* real_close_range_keeping(first, last, flags): close_range(2) around the
+ * shim's own descriptors. */
+int real_close_range_keeping(unsigned int first, unsigned int last, int flags);
 
 /* REAL(name): the real call, for hooks, which may run before the
  * library's constructor (another library's constructor may use sockets). */

@@ -2,6 +2,7 @@
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <unistd.h>
 
 #include <sodium.h>
@@ -34,8 +35,13 @@ shim_setup(void)
 	if (config.enabled && sodium_init() < 0 && config.error[0] == '\0')
 		snprintf(config.error, sizeof(config.error),
 		    "libsodium failed to initialise");
-	if (config.enabled)
+	if (config.enabled) {
 		pthread_atfork(NULL, NULL, shim_fork_child);
+		/* libuv (>= 1.45) may add epoll interest through io_uring,
+		 * which no hook sees; its documented switch keeps it on
+		 * epoll_ctl. An explicit setting is the user's to keep. */
+		setenv("UV_USE_IO_URING", "0", 0);
+	}
 	atomic_store(&shim_ready, true);
 }
 

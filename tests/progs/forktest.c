@@ -8,8 +8,7 @@
  *   c. the child writes to it: it must get an error
  *   d. a vfork()ed child closes it before exec
  *
- *   forktest server PORT        echo one connection until its end
- *   forktest client HOST PORT
+ *   forktest HOST PORT          (against tests/progs/echo.c)
  */
 #define _GNU_SOURCE
 #include <arpa/inet.h>
@@ -54,30 +53,6 @@ child_status(pid_t pid)
 	if (waitpid(pid, &status, 0) != pid)
 		die("waitpid");
 	return WIFEXITED(status) ? WEXITSTATUS(status) : 128;
-}
-
-static int
-server(const char *port)
-{
-	struct sockaddr_in sin = { .sin_family = AF_INET };
-	char buf[4096];
-	int lfd, fd, one = 1;
-	ssize_t n;
-
-	sin.sin_port = htons((uint16_t)atoi(port));
-	lfd = socket(AF_INET, SOCK_STREAM, 0);
-	setsockopt(lfd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-	if (bind(lfd, (void *)&sin, sizeof(sin)) || listen(lfd, 4))
-		die("listen");
-	if ((fd = accept(lfd, NULL, NULL)) < 0)
-		die("accept");
-	while ((n = recv(fd, buf, sizeof(buf), 0)) > 0)
-		if (send(fd, buf, (size_t)n, MSG_NOSIGNAL) != n)
-			die("echo");
-	if (n < 0)
-		die("recv (the stream must end cleanly)");
-	close(fd);
-	return 0;
 }
 
 static int
@@ -140,10 +115,8 @@ int
 main(int argc, char **argv)
 {
 	setvbuf(stdout, NULL, _IOLBF, 0);
-	if (argc == 3 && strcmp(argv[1], "server") == 0)
-		return server(argv[2]);
-	if (argc == 4 && strcmp(argv[1], "client") == 0)
-		return client(argv[2], argv[3]);
-	fprintf(stderr, "usage: forktest server PORT | client HOST PORT\n");
+	if (argc == 3)
+		return client(argv[1], argv[2]);
+	fprintf(stderr, "usage: forktest HOST PORT\n");
 	return 2;
 }
