@@ -1,5 +1,5 @@
 # tlshim: mutual TLS for unmodified distributed-training jobs.
-# make [all] | check | install | uninstall | clean | asan | ubsan |
+# make [all] | check | demo | install | uninstall | clean | asan | ubsan |
 #      valgrind                     (V=1 shows the commands)
 
 PREFIX ?= /usr/local
@@ -43,7 +43,8 @@ PROG_BINS := $(PROG_SRCS:tests/progs/%.c=$(BUILD)/tests/%)
 LIB := $(BUILD)/libtlshim.so
 KEYS := $(BUILD)/tlshim-keys
 
-.PHONY: all deps check unit e2e install uninstall clean asan ubsan valgrind
+.PHONY: all deps check unit e2e demo install uninstall clean asan ubsan \
+	valgrind
 .SECONDARY:
 
 all: deps $(LIB) $(KEYS)
@@ -86,6 +87,10 @@ unit: $(UNIT_BINS) $(KEYS)
 
 e2e: $(LIB) $(KEYS) $(PROG_BINS)
 	$(Q)BUILD=$(BUILD) tests/run-e2e
+
+demo: all
+	$(Q)tools/deps.sh demo
+	$(Q)BUILD=$(BUILD) examples/demo.sh
 
 asan:
 	$(Q)$(MAKE) --no-print-directory BUILD=build/asan OPT="-O1 -g" \

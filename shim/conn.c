@@ -1097,19 +1097,37 @@ conn_close_at_exit(struct conn *c)
 	/* Without it, a program that exits without closing its sockets
 	 * would look truncated to its peers. Never wait: other threads may
 	 * hold the locks forever. */
+	bool go = false;
+
 	if (!conn_owned(c) || pthread_mutex_trylock(&c->send_lock) != 0)
 		return;
 	if (pthread_mutex_trylock(&c->lock) == 0) {
-		bool go = c->state == CONN_ESTABLISHED && !c->app_closed &&
+		go = c->state == CONN_ESTABLISHED && !c->app_closed &&
 		    !c->shut_wr_done && !c->want_shut_wr && !c->linger_abort;
-
 		if (go)
 			c->want_shut_wr = true;
 		pthread_mutex_unlock(&c->lock);
-		if (go && conn_queue_close_record(c) == 0)
-			(void)conn_flush(c, true, 0, MSG_NOSIGNAL);
 	}
+	if (go && conn_queue_close_record(c) == 0)
+		(void)conn_flush(c, true, 0, MSG_NOSIGNAL);
 	pthread_mutex_unlock(&c->send_lock);
+	/* What the kernel did not take yet, the progress thread sends while
+	 * the exit waits for it (progress_drain). */
+	if (go && atomic_load(&c->pending_len) > 0 && progress_watch(c) != 0)
+		log_msg(LOG_WARN, "fd %d: exiting with data not yet sent", c->fd);
+}
+
+bool
+conn_owes_bytes(struct conn *c)
+{
+	bool owes;
+
+	pthread_mutex_lock(&c->lock);
+	owes = c->state != CONN_FAILED && (c->app_closed ||
+	    atomic_load(&c->pending_len) > 0 ||
+	    (c->want_shut_wr && !c->shut_wr_done));
+	pthread_mutex_unlock(&c->lock);
+	return owes;
 }
 
 short

@@ -75,8 +75,13 @@ int conn_shutdown(struct conn *c, int how);
  */
 void conn_close(struct conn *c);
 
-/* conn_close_at_exit(c): best-effort close record as the process exits. */
+/* conn_close_at_exit(c): as the process exits, queue the close record of
+ * a connection the application left open (never waiting for a lock). */
 void conn_close_at_exit(struct conn *c);
+
+/* conn_owes_bytes(c): does the shim still have bytes to deliver on the
+ * application's behalf (queued data, the close record)? */
+bool conn_owes_bytes(struct conn *c);
 
 /*
  * conn_poll(c, events, kernel_events, handshaking):

@@ -3,6 +3,7 @@
 #include <poll.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -199,6 +200,26 @@ progress_watch(struct conn *c)
 	progress_wake();
 	pthread_mutex_unlock(&progress_lock);
 	return 0;
+}
+
+void
+progress_drain(int timeout_ms)
+{
+	int64_t deadline = conn_now_ms() + timeout_ms;
+
+	for (;;) {
+		size_t i;
+		bool owed = false;
+
+		pthread_mutex_lock(&progress_lock);
+		if (thread_pid == getpid())
+			for (i = 0; i < watched_count && !owed; i++)
+				owed = conn_owes_bytes(watched[i]);
+		pthread_mutex_unlock(&progress_lock);
+		if (!owed || conn_now_ms() >= deadline)
+			return;
+		usleep(2000);
+	}
 }
 
 void

@@ -76,6 +76,9 @@ close_one_at_exit(int fd, struct conn *c, void *arg)
 __attribute__((destructor)) static void
 shim_destructor(void)
 {
-	if (atomic_load(&shim_ready) && config.enabled && !shim_in_vfork_child())
-		fdtab_each(close_one_at_exit, NULL);
+	if (!atomic_load(&shim_ready) || !config.enabled || shim_in_vfork_child())
+		return;
+	fdtab_each(close_one_at_exit, NULL);
+	/* Bounded by the handshake timeout plus a little for the data. */
+	progress_drain(config.handshake_timeout_ms + 2000);
 }

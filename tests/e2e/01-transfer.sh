@@ -10,7 +10,7 @@ make_marked_file "$T/data" 4000000
 # check below can fail.
 capture_start plain
 bg on_b socat -u TCP-LISTEN:7000,reuseaddr OPEN:"$T/plain.out",creat,trunc
-wait_port b 7000
+wait_port_or_fail b 7000
 on_a socat -u OPEN:"$T/data" TCP:$IP_B:7000
 wait_bg 30 || fail "plaintext control transfer failed"
 capture_stop
@@ -27,7 +27,7 @@ for family in 4 6; do
 	# a sends to b.
 	bg on_b $(shim b) socat -u $listen:7001,reuseaddr \
 	    OPEN:"$T/ab$family",creat,trunc
-	wait_port b 7001
+	wait_port_or_fail b 7001
 	on_a $(shim a) socat -u OPEN:"$T/data" "$connect:7001" ||
 	    fail "IPv$family: client a -> b failed"
 	wait_bg 30 || fail "IPv$family: server b did not finish"
@@ -35,7 +35,7 @@ for family in 4 6; do
 
 	# b sends to a (the accepting side writes).
 	bg on_b $(shim b) socat -u OPEN:"$T/data" $listen:7002,reuseaddr
-	wait_port b 7002
+	wait_port_or_fail b 7002
 	on_a $(shim a) socat -u "$connect:7002" OPEN:"$T/ba$family",creat,trunc ||
 	    fail "IPv$family: client b -> a failed"
 	wait_bg 30 || fail "IPv$family: server b did not finish"
@@ -52,6 +52,17 @@ for family in 4 6; do
 	echo "IPv$family: 2 x 4 MB intact, $bytes TCP payload bytes captured," \
 	    "no plaintext on the wire"
 done
+
+# A client that sends a few bytes and exits at once: the shim finishes the
+# handshake and delivers them before the process is gone, as the kernel
+# would after close().
+bg on_b $(shim b) socat -u TCP4-LISTEN:7003,reuseaddr OPEN:"$T/short",creat,trunc
+wait_port_or_fail b 7003
+echo "short-lived client" | on_a $(shim a) socat -u - TCP4:$IP_B:7003 ||
+    fail "short-lived client failed"
+wait_bg 30 || fail "server for the short-lived client failed"
+grep -q "short-lived client" "$T/short" ||
+    fail "a short-lived client's bytes were lost at exit"
 
 grep -q "protected as server, peer spiffe://e2e/node/a" "$T/b.log" ||
     fail "b's log does not show protected connections from a"

@@ -15,7 +15,7 @@ serve_to() {
 	out=$1 port=$2
 	shift 2
 	bg on_b "$@" socat -u TCP4-LISTEN:$port,reuseaddr OPEN:"$out",creat,trunc
-	wait_port b "$port"
+	wait_port_or_fail b "$port"
 }
 
 received_nothing() {
@@ -43,7 +43,7 @@ grep -q "certificate verify failed\|received alert" "$T/evil.log" ||
 # 3. A client of another job, against a server that requires job j2.
 bg on_b env TLSHIM_JOB=j2 $(shim b) socat -u TCP4-LISTEN:7013,reuseaddr \
     OPEN:"$T/out3",creat,trunc
-wait_port b 7013
+wait_port_or_fail b 7013
 on_a $(shim j1) socat -u OPEN:"$T/data" TCP4:$IP_B:7013 2>/dev/null || true
 wait_bg 20 || true
 received_nothing "$T/out3" "client of another job"

@@ -1,4 +1,4 @@
-# Issue 3: Open MPI with mpi4py, mpirun preloaded, 3 ranks over loopback
+# Issue 3: Open MPI with mpi4py, mpirun preloaded (examples/mpirun.sh), 3 ranks over loopback
 # (--mca btl tcp,self, TLSHIM_LOOPBACK=1): Allreduce, Alltoall and Bcast are
 # exact, and the ranks' TCP connections were protected.
 . tests/e2e/lib.sh
@@ -6,14 +6,13 @@ command -v mpirun >/dev/null || fail "openmpi-bin is missing"
 /usr/bin/python3 -c "import mpi4py" 2>/dev/null || fail "python3-mpi4py is missing"
 make_creds
 export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
-export LD_PRELOAD="$LIB" TLSHIM=1 TLSHIM_LOOPBACK=1 TLSHIM_DIR="$T/a" \
-    TLSHIM_LOG=info TLSHIM_LOG_FILE="$T/mpi.log"
-timeout 120 mpirun --oversubscribe -np 3 --mca btl tcp,self \
-    --mca btl_tcp_if_include lo --mca oob_tcp_if_include lo \
-    -x LD_PRELOAD -x TLSHIM -x TLSHIM_LOOPBACK -x TLSHIM_DIR -x TLSHIM_LOG \
-    -x TLSHIM_LOG_FILE /usr/bin/python3 tests/progs/mpi_job.py >"$T/mpi.out" ||
-    fail "mpirun failed: $(cat "$T/mpi.out")"
-unset LD_PRELOAD
+echo "localhost slots=3" >"$T/hosts"
+# Through the example launcher (examples/mpirun.sh).
+TLSHIM_LIB="$LIB" TLSHIM_DIR="$T/a" TLSHIM_LOOPBACK=1 TLSHIM_LOG=info \
+    TLSHIM_LOG_FILE="$T/mpi.log" HOSTFILE="$T/hosts" NP=3 \
+    MPIRUN_ARGS="--mca btl_tcp_if_include lo --mca oob_tcp_if_include lo" \
+    timeout 120 examples/mpirun.sh /usr/bin/python3 tests/progs/mpi_job.py \
+    >"$T/mpi.out" || fail "mpirun failed: $(cat "$T/mpi.out")"
 cat "$T/mpi.out"
 [ "$(grep -c "correct" "$T/mpi.out")" = 3 ] || fail "not every rank reported"
 protected=$(grep -c "protected as" "$T/mpi.log")

@@ -9,7 +9,7 @@ S=$BUILD/tests/stress
 port=7100
 for mode in lt oneshot threads; do
 	bg on_b $(shim b) timeout 120 "$S" server $port $mode 256
-	wait_port b $port
+	wait_port_or_fail b $port
 	on_a $(shim a) timeout 120 "$S" client $IP_B $port $mode 256 ||
 	    fail "$mode: client failed"
 	wait_bg 120 || fail "$mode: server failed"

@@ -7,7 +7,7 @@ make_nodes
 make_creds
 F=$BUILD/tests/forktest
 bg on_b $(shim b) timeout 30 "$BUILD/tests/echo" 7300 1
-wait_port b 7300
+wait_port_or_fail b 7300
 on_a $(shim a) timeout 30 "$F" $IP_B 7300 || fail "fork cases failed"
 wait_bg 30 || fail "echo server saw an unclean end of stream"
 grep -q "a forked child cannot use its parent's protected connection" \

@@ -8,10 +8,10 @@ make_nodes
 make_creds
 bg on_b $(shim b) timeout 60 "$BUILD/tests/echo" 7500 4
 echo_pid=$BG_LAST
-wait_port b 7500
+wait_port_or_fail b 7500
 # A server that accepts TCP and then never says anything.
 bg on_b sh -c 'exec socat -u TCP4-LISTEN:7502,reuseaddr OPEN:/dev/null'
-wait_port b 7502
+wait_port_or_fail b 7502
 on_a $(shim a) env TLSHIM_HANDSHAKE_TIMEOUT=1 timeout 60 \
     "$BUILD/tests/fdops" $IP_B 7500 7501 7502 || { cat $T/a.log; fail "fdops failed"; }
 wait "$echo_pid" || fail "a protected connection did not end cleanly"

@@ -6,15 +6,8 @@ set -eu
 LIB=$BUILD/libtlshim.so
 KEYS=$BUILD/tlshim-keys
 T=$(mktemp -d /tmp/tlshim-e2e.XXXXXX)
-NS_A=tlshim-a-$$
-NS_B=tlshim-b-$$
-VETH_A=tsa$$
-VETH_B=tsb$$
-IP_A=198.18.0.1
-IP_B=198.18.0.2
-IP6_A=2001:2::1
-IP6_B=2001:2::2
 BG_PIDS=""
+. tools/netns.sh
 
 fail() {
 	echo "FAIL: $*" >&2
@@ -29,8 +22,7 @@ skip() {
 cleanup() {
 	for p in $BG_PIDS; do kill "$p" 2>/dev/null || true; done
 	for p in $BG_PIDS; do wait "$p" 2>/dev/null || true; done
-	ip netns del "$NS_A" 2>/dev/null || true
-	ip netns del "$NS_B" 2>/dev/null || true
+	netns_down
 	rm -rf "$T"
 }
 trap cleanup EXIT
@@ -66,23 +58,8 @@ need_root() {
 # Two nodes: a (198.18.0.1, 2001:2::1) and b (198.18.0.2, 2001:2::2).
 make_nodes() {
 	need_root
-	ip netns add "$NS_A"
-	ip netns add "$NS_B"
-	ip link add "$VETH_A" type veth peer name "$VETH_B"
-	ip link set "$VETH_A" netns "$NS_A"
-	ip link set "$VETH_B" netns "$NS_B"
-	ip -n "$NS_A" link set lo up
-	ip -n "$NS_B" link set lo up
-	ip -n "$NS_A" addr add "$IP_A/24" dev "$VETH_A"
-	ip -n "$NS_B" addr add "$IP_B/24" dev "$VETH_B"
-	ip -n "$NS_A" addr add "$IP6_A/64" dev "$VETH_A" nodad
-	ip -n "$NS_B" addr add "$IP6_B/64" dev "$VETH_B" nodad
-	ip -n "$NS_A" link set "$VETH_A" up
-	ip -n "$NS_B" link set "$VETH_B" up
+	netns_up $$
 }
-
-on_a() { ip netns exec "$NS_A" "$@"; }
-on_b() { ip netns exec "$NS_B" "$@"; }
 
 # make_creds: CA in $T/ca, node credentials in $T/a and $T/b, and a node
 # of an unrelated CA (same cluster name) in $T/evil.
@@ -143,12 +120,7 @@ capture_tcp_bytes() {
 	    awk '{s += $1} END {print s + 0}'
 }
 
-# wait_port NODE PORT: until something listens on PORT in NODE.
-wait_port() {
-	i=0
-	while ! ip netns exec "tlshim-$1-$$" ss -ltnH "sport = :$2" | grep -q .; do
-		i=$((i + 1))
-		[ $i -lt 100 ] || fail "nothing listens on port $2 on node $1"
-		sleep 0.05
-	done
+# wait_port NODE PORT (tools/netns.sh), failing the test on time-out.
+wait_port_or_fail() {
+	wait_port "$1" "$2" || fail "nothing listens on port $2 on node $1"
 }

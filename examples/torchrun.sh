@@ -1,0 +1,24 @@
+#!/bin/sh
+# Multi-node torchrun with tlshim. Run it on every node with the same
+# settings except NODE_RANK; TLSHIM=1 (the default here) protects the job,
+# TLSHIM=0 runs it exactly as before.
+#
+#   NODE_RANK=0 MASTER_ADDR=10.1.0.1 examples/torchrun.sh train.py --epochs 3
+#
+# Settings (environment): NNODES (2), NPROC (1 per node), NODE_RANK,
+# MASTER_ADDR, MASTER_PORT (29500), TLSHIM (1), TLSHIM_LIB
+# (/usr/local/lib/libtlshim.so), TLSHIM_DIR (/etc/tlshim), TORCHRUN_ARGS
+# (extra launcher arguments), DRY_RUN=1 prints the command instead.
+set -eu
+: "${NNODES:=2}" "${NPROC:=1}" "${MASTER_PORT:=29500}" "${TLSHIM:=1}"
+: "${NODE_RANK:?set NODE_RANK}" "${MASTER_ADDR:?set MASTER_ADDR}"
+: "${TLSHIM_LIB:=/usr/local/lib/libtlshim.so}" "${TLSHIM_DIR:=/etc/tlshim}"
+export TLSHIM TLSHIM_DIR
+if [ "$TLSHIM" = 1 ]; then
+	# The launcher, its rendezvous store and every worker inherit it.
+	export LD_PRELOAD="$TLSHIM_LIB${LD_PRELOAD:+:$LD_PRELOAD}"
+fi
+# shellcheck disable=SC2086
+exec ${DRY_RUN:+echo} torchrun --nnodes "$NNODES" --nproc_per_node "$NPROC" \
+    --node_rank "$NODE_RANK" --master_addr "$MASTER_ADDR" \
+    --master_port "$MASTER_PORT" ${TORCHRUN_ARGS:-} "$@"
