@@ -1,6 +1,6 @@
 # tlshim: mutual TLS for unmodified distributed-training jobs.
-# make [all] | check | demo | install | uninstall | clean | asan | ubsan |
-#      valgrind                     (V=1 shows the commands)
+# make [all] | check | demo | bench | install | uninstall | clean | asan |
+#      ubsan | valgrind             (V=1 shows the commands)
 
 PREFIX ?= /usr/local
 LIBDIR ?= $(PREFIX)/lib
@@ -35,6 +35,8 @@ CORE_OBJS := $(SHIM_CORE:%=$(BUILD)/shim/%.o)
 HOOK_OBJS := $(SHIM_HOOKS:%=$(BUILD)/shim/%.o)
 KEYS_SRCS := $(wildcard tools/keys_*.c)
 KEYS_OBJS := $(KEYS_SRCS:%.c=$(BUILD)/%.o)
+BENCH_SRCS := tools/bench.c tools/bench_report.c tools/bench_netns.c
+BENCH_OBJS := $(BENCH_SRCS:%.c=$(BUILD)/%.o)
 UNIT_SRCS := $(wildcard tests/unit/test_*.c)
 UNIT_BINS := $(UNIT_SRCS:tests/unit/%.c=$(BUILD)/tests/%)
 PROG_SRCS := $(wildcard tests/progs/*.c)
@@ -42,12 +44,13 @@ PROG_BINS := $(PROG_SRCS:tests/progs/%.c=$(BUILD)/tests/%)
 
 LIB := $(BUILD)/libtlshim.so
 KEYS := $(BUILD)/tlshim-keys
+BENCH := $(BUILD)/tlshim-bench
 
-.PHONY: all deps check unit e2e demo install uninstall clean asan ubsan \
-	valgrind
+.PHONY: all deps check unit e2e demo bench install uninstall clean asan \
+	ubsan valgrind
 .SECONDARY:
 
-all: deps $(LIB) $(KEYS)
+all: deps $(LIB) $(KEYS) $(BENCH)
 
 deps:
 	$(Q)tools/deps.sh build
@@ -69,6 +72,10 @@ $(KEYS): $(KEYS_OBJS) $(BUILD)/libtlshim_core.a
 	@$(if $(Q),echo "  LD      $@")
 	$(Q)$(CC) -o $@ $(KEYS_OBJS) $(BUILD)/libtlshim_core.a $(LDFLAGS) \
 		$(PKG_LIBS) -ldl -lpthread
+
+$(BENCH): $(BENCH_OBJS)
+	@$(if $(Q),echo "  LD      $@")
+	$(Q)$(CC) -o $@ $(BENCH_OBJS) $(LDFLAGS) -lpthread -lm
 
 $(BUILD)/tests/test_%: $(BUILD)/tests/unit/test_%.o $(BUILD)/libtlshim_core.a
 	@$(if $(Q),echo "  LD      $@")
@@ -92,6 +99,12 @@ demo: all
 	$(Q)tools/deps.sh demo
 	$(Q)BUILD=$(BUILD) examples/demo.sh
 
+# The overhead tool on two network namespaces; BENCH_ARGS adds options.
+bench: all
+	$(Q)tools/deps.sh test
+	$(Q)$(BENCH) --json $(BUILD)/bench.json --csv $(BUILD)/bench.csv \
+		--svg $(BUILD)/bench.svg $(BENCH_ARGS)
+
 asan:
 	$(Q)$(MAKE) --no-print-directory BUILD=build/asan OPT="-O1 -g" \
 		SAN="-fsanitize=address -fno-omit-frame-pointer" all unit
@@ -107,9 +120,11 @@ install: all
 	install -d $(DESTDIR)$(LIBDIR) $(DESTDIR)$(BINDIR)
 	install -m 0644 $(LIB) $(DESTDIR)$(LIBDIR)/libtlshim.so
 	install -m 0755 $(KEYS) $(DESTDIR)$(BINDIR)/tlshim-keys
+	install -m 0755 $(BENCH) $(DESTDIR)$(BINDIR)/tlshim-bench
 
 uninstall:
-	rm -f $(DESTDIR)$(LIBDIR)/libtlshim.so $(DESTDIR)$(BINDIR)/tlshim-keys
+	rm -f $(DESTDIR)$(LIBDIR)/libtlshim.so $(DESTDIR)$(BINDIR)/tlshim-keys \
+		$(DESTDIR)$(BINDIR)/tlshim-bench
 
 clean:
 	rm -rf $(BUILD) build

@@ -132,35 +132,6 @@ deadline_after(int timeout_ms)
 	return timeout_ms < 0 ? INT64_MAX : conn_now_ms() + timeout_ms;
 }
 
-/* Wait for ${events} on ${fd} until ${deadline}: 0, -EAGAIN (timed out, as
- * SO_RCVTIMEO/SO_SNDTIMEO report it) or -EINTR. */
-static int
-wait_fd(int fd, short events, int64_t deadline)
-{
-	struct pollfd p = { .fd = fd, .events = events };
-	int64_t now;
-	int timeout, rc;
-
-	for (;;) {
-		now = conn_now_ms();
-		if (deadline == INT64_MAX)
-			timeout = -1;
-		else if (deadline <= now)
-			return -EAGAIN;
-		else
-			timeout = deadline - now > INT32_MAX ? INT32_MAX :
-			    (int)(deadline - now);
-		rc = real.poll(&p, 1, timeout);
-		if (rc > 0)
-			return 0;
-		if (rc == 0)
-			return -EAGAIN;
-		if (errno == EINTR)
-			return -EINTR;
-		return -errno;
-	}
-}
-
 /* Wait on the state condition until ${deadline}; lock held. */
 static int
 wait_changed(struct conn *c, int64_t deadline)
@@ -223,8 +194,6 @@ struct conn *
 conn_new(int fd, bool is_client, bool connecting, bool app_nonblocking)
 {
 	struct conn *c;
-	int flags;
-
 	if ((c = conn_alloc(fd)) == NULL)
 		return NULL;
 	c->is_client = is_client;
@@ -232,9 +201,6 @@ conn_new(int fd, bool is_client, bool connecting, bool app_nonblocking)
 	c->state = connecting ? CONN_CONNECTING : CONN_HANDSHAKING;
 	c->deadline_ms = connecting ? INT64_MAX :
 	    c->started_ms + config.handshake_timeout_ms;
-	flags = real.fcntl(fd, F_GETFL);
-	if (flags >= 0 && !(flags & O_NONBLOCK))
-		(void)real.fcntl(fd, F_SETFL, flags | O_NONBLOCK);
 	return c;
 }
 
@@ -484,41 +450,43 @@ conn_establish_locked(struct conn *c, int64_t now)
 	pthread_cond_broadcast(&c->changed);
 }
 
-/* Write ciphertext to the kernel: bytes written or -errno. The thread that
- * runs it is the one the kernel would signal, so SIGPIPE follows the
- * application's MSG_NOSIGNAL. */
+/*
+ * Write ciphertext to the kernel: bytes written or -errno. The kernel
+ * socket keeps the application's blocking mode, so a blocking write
+ * blocks in the kernel (honouring SO_SNDTIMEO and signals as it would
+ * without the shim); the shim's own writes pass MSG_DONTWAIT. The thread
+ * that runs it is the one the kernel would signal, so SIGPIPE follows the
+ * application's MSG_NOSIGNAL.
+ */
 static ssize_t
-write_out(int fd, const uint8_t *buf, size_t len, int flags)
+write_out(int fd, const uint8_t *buf, size_t len, bool block, int flags)
 {
 	ssize_t n;
 
-	do {
-		n = real.send(fd, buf, len, MSG_DONTWAIT | (flags & MSG_NOSIGNAL));
-	} while (n < 0 && errno == EINTR);
-	return n < 0 ? -errno : n;
+	n = real.send(fd, buf, len, (block ? 0 : MSG_DONTWAIT) |
+	    (flags & MSG_NOSIGNAL));
+	if (n < 0)
+		return errno == EWOULDBLOCK ? -EAGAIN : -errno;
+	return n;
 }
 
 /* Send pending ciphertext; send_lock held. */
 static int
-conn_flush(struct conn *c, bool nonblock, int64_t deadline, int flags)
+conn_flush(struct conn *c, bool block, int flags)
 {
 	size_t len;
 	ssize_t n;
-	int rc;
 
 	while ((len = atomic_load(&c->pending_len)) > 0) {
-		n = write_out(c->fd, c->pending + c->pending_off, len, flags);
+		n = write_out(c->fd, c->pending + c->pending_off, len, block, flags);
 		if (n > 0) {
 			c->pending_off += (size_t)n;
 			atomic_store(&c->pending_len, len - (size_t)n);
 			continue;
 		}
-		if (n != -EAGAIN && n != -EWOULDBLOCK)
-			return n == 0 ? -EPIPE : (int)n;
-		if (nonblock)
-			return -EAGAIN;
-		if ((rc = wait_fd(c->fd, POLLOUT, deadline)) != 0)
-			return rc;
+		if (n == -EINTR && !block)
+			continue;
+		return n == 0 ? -EPIPE : (int)n;
 	}
 	c->pending_off = 0;
 	return 0;
@@ -676,13 +644,13 @@ conn_send(struct conn *c, const struct iovec *iov, int iovcnt, int flags)
 	}
 	pthread_mutex_unlock(&c->lock);
 
-	if ((rc = conn_flush(c, nonblock, deadline, flags)) != 0)
+	if ((rc = conn_flush(c, !nonblock, flags)) != 0)
 		goto err0;
 	while (skip < total) {
 		len = rec_seal_iov(c->tx, iov, iovcnt, skip, s->out,
 		    sizeof(s->out), s->gather, &consumed);
-		n = write_out(c->fd, s->out, len, flags);
-		if (n < 0 && n != -EAGAIN && n != -EWOULDBLOCK) {
+		n = write_out(c->fd, s->out, len, !nonblock, flags);
+		if (n < 0 && n != -EAGAIN && n != -EINTR) {
 			/* Records were sealed but never sent: the stream
 			 * cannot continue. */
 			conn_fail(c, (int)-n);
@@ -701,9 +669,10 @@ conn_send(struct conn *c, const struct iovec *iov, int iovcnt, int flags)
 			memcpy(c->pending + atomic_load(&c->pending_len),
 			    s->out + n, len - (size_t)n);
 			atomic_fetch_add(&c->pending_len, len - (size_t)n);
-			if (nonblock)
-				break;
-			if (conn_flush(c, false, deadline, flags) != 0)
+			/* Sealed records are accepted bytes: what an interrupted
+			 * or timed-out blocking write left, the progress thread
+			 * sends. */
+			if (nonblock || conn_flush(c, true, flags) != 0)
 				break;
 		}
 	}
@@ -805,22 +774,22 @@ conn_open_record(struct conn *c, uint8_t *direct, size_t direct_len)
 }
 
 /* Read ciphertext for the record being assembled, never beyond its end
- * and the next record's header. Returns 1 when a record is complete, 0 on
- * progress, or -errno (-EAGAIN: nothing there). recv_lock held. */
+ * and the next record's header; ${block} waits in the kernel (the socket
+ * keeps the application's mode, timeouts and signals). Returns 1 when a
+ * record is complete, 0 on progress, or -errno (-EAGAIN: nothing there,
+ * or SO_RCVTIMEO expired). recv_lock held. */
 static int
-conn_read_record(struct conn *c)
+conn_read_record(struct conn *c, bool block)
 {
+	int flags = block ? 0 : MSG_DONTWAIT;
 	enum rec_type type;
 	size_t body_len;
 	ssize_t n;
 
 	if (!c->rx_in_body) {
 		if (c->rx_header_have < REC_HEADER_SIZE) {
-			do {
-				n = real.recv(c->fd, c->rx_header +
-				    c->rx_header_have, REC_HEADER_SIZE -
-				    c->rx_header_have, MSG_DONTWAIT);
-			} while (n < 0 && errno == EINTR);
+			n = real.recv(c->fd, c->rx_header + c->rx_header_have,
+			    REC_HEADER_SIZE - c->rx_header_have, flags);
 			if (n < 0)
 				return errno == EWOULDBLOCK ? -EAGAIN : -errno;
 			if (n == 0)
@@ -857,10 +826,9 @@ conn_read_record(struct conn *c)
 			{ c->rx_buf + c->rx_body_have, left },
 			{ c->rx_header, REC_HEADER_SIZE },
 		};
+		struct msghdr msg = { .msg_iov = iov, .msg_iovlen = 2 };
 
-		do {
-			n = real.readv(c->fd, iov, 2);
-		} while (n < 0 && errno == EINTR);
+		n = real.recvmsg(c->fd, &msg, flags);
 		if (n < 0)
 			return errno == EWOULDBLOCK ? -EAGAIN : -errno;
 		if (n == 0)
@@ -875,6 +843,11 @@ conn_read_record(struct conn *c)
 	}
 
 eof:
+	pthread_mutex_lock(&c->lock);
+	n = c->state == CONN_FAILED ? c->error : 0;
+	pthread_mutex_unlock(&c->lock);
+	if (n != 0)
+		return conn_rx_fail(c, (int)n);	/* we closed it ourselves */
 	/* TCP closed without an authenticated close record: the stream may
 	 * have been cut short by anyone on the path. */
 	log_msg(LOG_ERROR, "fd %d: connection from %s ended without a close "
@@ -936,7 +909,8 @@ conn_recv(struct conn *c, const struct iovec *iov, int iovcnt, int flags)
 			goto out;
 		if (total == 0 && done == 0)
 			break;
-		rc = conn_read_record(c);
+		/* Wait in the kernel only when the caller would. */
+		rc = conn_read_record(c, !nonblock && (done == 0 || waitall));
 		if (rc == 1) {
 			/* Decrypt straight into the caller when it fits. */
 			uint8_t *direct = iovcnt == 1 && !peek ?
@@ -952,20 +926,13 @@ conn_recv(struct conn *c, const struct iovec *iov, int iovcnt, int flags)
 		}
 		if (rc == 0)
 			continue;
-		if (rc != -EAGAIN)
-			goto out;
-		if (done > 0 && !waitall)
+		if (rc == -EINTR && nonblock)
+			continue;
+		/* Nothing more now, a timeout, a signal, or an error: what
+		 * was already received is returned first, as by the kernel. */
+		if (done > 0)
 			break;
-		if (nonblock) {
-			if (done > 0)
-				break;
-			goto out;
-		}
-		if ((rc = wait_fd(c->fd, POLLIN, deadline)) != 0) {
-			if (done > 0)
-				break;
-			goto out;
-		}
+		goto out;
 	}
 	rc = 0;
 out:
@@ -1007,7 +974,7 @@ conn_shutdown(struct conn *c, int how)
 		pthread_mutex_unlock(&c->lock);
 		rc = conn_queue_close_record(c);
 		if (rc == 0)
-			rc = conn_flush(c, true, 0, MSG_NOSIGNAL);
+			rc = conn_flush(c, false, MSG_NOSIGNAL);
 		pthread_mutex_lock(&c->lock);
 		if (rc == 0) {
 			c->shut_wr_done = true;
@@ -1050,7 +1017,7 @@ conn_close(struct conn *c)
 		pthread_mutex_unlock(&c->lock);
 		rc = conn_queue_close_record(c);
 		if (rc == 0)
-			rc = conn_flush(c, true, 0, MSG_NOSIGNAL);
+			rc = conn_flush(c, false, MSG_NOSIGNAL);
 		pthread_mutex_lock(&c->lock);
 		if (rc == 0)
 			c->shut_wr_done = true;
@@ -1109,7 +1076,7 @@ conn_close_at_exit(struct conn *c)
 		pthread_mutex_unlock(&c->lock);
 	}
 	if (go && conn_queue_close_record(c) == 0)
-		(void)conn_flush(c, true, 0, MSG_NOSIGNAL);
+		(void)conn_flush(c, false, MSG_NOSIGNAL);
 	pthread_mutex_unlock(&c->send_lock);
 	/* What the kernel did not take yet, the progress thread sends while
 	 * the exit waits for it (progress_drain). */
@@ -1218,12 +1185,6 @@ void
 conn_set_nonblocking(struct conn *c, bool on)
 {
 	atomic_store(&c->app_nonblocking, on);
-}
-
-bool
-conn_nonblocking(struct conn *c)
-{
-	return atomic_load(&c->app_nonblocking);
 }
 
 void
@@ -1411,14 +1372,14 @@ conn_progress_step(struct conn *c, short revents, int64_t now)
 	 * sender holding the lock drains it itself. */
 	if (pthread_mutex_trylock(&c->send_lock) != 0)
 		return true;
-	rc = conn_flush(c, true, 0, MSG_NOSIGNAL);
+	rc = conn_flush(c, false, MSG_NOSIGNAL);
 	pthread_mutex_lock(&c->lock);
 	app_closed = c->app_closed;
 	if (rc == 0 && c->want_shut_wr && !c->shut_wr_done) {
 		pthread_mutex_unlock(&c->lock);
 		rc = conn_queue_close_record(c);
 		if (rc == 0)
-			rc = conn_flush(c, true, 0, MSG_NOSIGNAL);
+			rc = conn_flush(c, false, MSG_NOSIGNAL);
 		pthread_mutex_lock(&c->lock);
 		if (rc == 0) {
 			c->shut_wr_done = true;

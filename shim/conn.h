@@ -8,9 +8,10 @@
  * recv into records. Functions return a count or a negative errno; only the
  * hook layer sets errno.
  *
- * The kernel socket is always non-blocking once protected: the
- * application's blocking mode and timeouts are emulated here, so that the
- * progress thread can drive the handshake on the same socket.
+ * The kernel socket keeps the application's blocking mode: a blocking
+ * call blocks in the kernel (with its timeouts and signals), while the
+ * shim's own calls (the progress thread's handshake and flushing) pass
+ * MSG_DONTWAIT. Only waiting for the handshake is emulated here.
  *
  * Locks: send_lock serialises senders, recv_lock receivers, and lock guards
  * the state shared with the progress thread. Order: send_lock, recv_lock,
@@ -102,7 +103,6 @@ int conn_take_so_error(struct conn *c, int *err);
 
 /* Application-visible socket settings the shim emulates. */
 void conn_set_nonblocking(struct conn *c, bool on);
-bool conn_nonblocking(struct conn *c);
 void conn_set_timeout(struct conn *c, bool send, int timeout_ms);
 void conn_set_linger_abort(struct conn *c, bool on);
 

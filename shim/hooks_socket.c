@@ -132,11 +132,11 @@ connect_protected(int fd, const struct sockaddr *addr, socklen_t addrlen)
 			(void)REAL(fcntl)(fd, F_SETFL, flags);
 		return rc;
 	}
-	if (rc == -EINPROGRESS && !nonblock) {
-		/* A blocking connect that timed out or was interrupted goes
-		 * on in the background, as in the kernel. */
-		rc = -EINPROGRESS;
-	}
+	/* A blocking connect that timed out or was interrupted goes on in
+	 * the background, as in the kernel; the socket is blocking again
+	 * either way. */
+	if (!nonblock)
+		(void)REAL(fcntl)(fd, F_SETFL, flags);
 	c = conn_new(fd, true, rc == -EINPROGRESS, nonblock);
 	if (c == NULL)
 		return -ENOBUFS;
@@ -395,28 +395,18 @@ fcntl_common(int fd, int cmd, void *arg)
 	case F_DUPFD:
 	case F_DUPFD_CLOEXEC:
 		return duplicated(fd, REAL(fcntl)(fd, cmd, arg));
-	case F_GETFL:
 	case F_SETFL:
 		break;
 	default:
 		return REAL(fcntl)(fd, cmd, arg);
 	}
-	if ((c = fdtab_get(fd)) == NULL)
-		return REAL(fcntl)(fd, cmd, arg);
-	if (cmd == F_GETFL) {
-		/* The kernel socket stays non-blocking; show the mode the
-		 * application chose. */
-		rc = REAL(fcntl)(fd, F_GETFL);
-		if (rc >= 0)
-			rc = conn_nonblocking(c) ? rc | O_NONBLOCK : rc & ~O_NONBLOCK;
-	} else {
-		long flags = (long)arg;
-
-		rc = REAL(fcntl)(fd, F_SETFL, (int)(flags | O_NONBLOCK));
-		if (rc == 0)
-			conn_set_nonblocking(c, (flags & O_NONBLOCK) != 0);
+	/* The kernel socket keeps the application's mode; the shim only
+	 * remembers it (its own calls pass MSG_DONTWAIT). */
+	rc = REAL(fcntl)(fd, cmd, arg);
+	if (rc == 0 && cmd == F_SETFL && (c = fdtab_get(fd)) != NULL) {
+		conn_set_nonblocking(c, ((long)arg & O_NONBLOCK) != 0);
+		conn_unref(c);
 	}
-	conn_unref(c);
 	return rc;
 }
 
@@ -450,15 +440,18 @@ ioctl(int fd, unsigned long request, ...)
 	struct conn *c;
 	va_list ap;
 	void *arg;
+	int rc;
 
 	va_start(ap, request);
 	arg = va_arg(ap, void *);
 	va_end(ap);
-	if (request != FIONBIO || arg == NULL || (c = fdtab_get(fd)) == NULL)
-		return REAL(ioctl)(fd, request, arg);
-	conn_set_nonblocking(c, *(int *)arg != 0);
-	conn_unref(c);
-	return 0;
+	rc = REAL(ioctl)(fd, request, arg);
+	if (rc == 0 && request == FIONBIO && arg != NULL &&
+	    (c = fdtab_get(fd)) != NULL) {
+		conn_set_nonblocking(c, *(int *)arg != 0);
+		conn_unref(c);
+	}
+	return rc;
 }
 
 EXPORT int

@@ -152,7 +152,8 @@ progress_start_locked(void)
 	real_fd_internal_add(wake_fd);
 	pthread_attr_init(&attr);
 	pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
-	pthread_attr_setstacksize(&attr, 256 * 1024);
+	/* The default stack size: a smaller one fails (EINVAL) in programs
+	 * whose static thread-local storage is larger than it. */
 	/* Signals are the application's: the thread must never take one. */
 	sigfillset(&all);
 	pthread_sigmask(SIG_SETMASK, &all, &old);
