@@ -105,7 +105,7 @@ config_load(struct config *cfg, const char *(*getenv_fn)(const char *))
 	v = getenv_fn("TLSHIM_REKEY_RECORDS");
 	if (v != NULL && *v != '\0') {
 		if (parse_positive(v, CONFIG_DEFAULT_REKEY_RECORDS, &n) || n < 2)
-			config_fail(cfg, "%s must be from 2 to 8388608, not \"%s\"",
+			config_fail(cfg, "%s must be from 2 to 1048576, not \"%s\"",
 			    "TLSHIM_REKEY_RECORDS", v);
 		else
 			cfg->rekey_records = n;

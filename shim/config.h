@@ -27,9 +27,10 @@ struct config {
 /* Defaults. */
 #define CONFIG_DEFAULT_DIR "/etc/tlshim"
 #define CONFIG_DEFAULT_HANDSHAKE_TIMEOUT_MS 10000
-/* 2^24 records of 64 KiB stay under the AES-GCM limit of RFC 8446 5.5
- * (2^24.5 full-size records), with margin. */
-#define CONFIG_DEFAULT_REKEY_RECORDS (UINT64_C(1) << 23)
+/* RFC 8446 5.5 allows about 2^24.5 records of 2^14 bytes (2^34.5 AES
+ * blocks) per AES-GCM key. Records of up to 2^18 bytes make that 2^20.5;
+ * rekeying every 2^20 records (256 GiB) keeps a margin. */
+#define CONFIG_DEFAULT_REKEY_RECORDS (UINT64_C(1) << 20)
 
 /*
  * config_load(cfg, getenv_fn):

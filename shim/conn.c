@@ -22,8 +22,11 @@
 
 /* Plaintext accepted while the handshake runs; beyond it, senders wait. */
 #define QUEUE_MAX (1u << 20)
-/* Ciphertext sealed per write: four full records. */
-#define SEAL_OUT_SIZE (4 * (REC_MAX_BODY + REC_HEADER_SIZE) + 2 * REC_OVERHEAD)
+/* Ciphertext sealed per write: two full records. */
+#define SEAL_OUT_SIZE (2 * (REC_MAX_BODY + REC_HEADER_SIZE) + 2 * REC_OVERHEAD)
+/* Buffers larger than this are given back once empty, so an idle
+ * connection holds little memory. */
+#define IDLE_BUFFER_MAX 4096
 /* How long data and the close record may take to drain after close(). */
 #define CLOSE_DRAIN_MS 30000
 
@@ -489,6 +492,11 @@ conn_flush(struct conn *c, bool block, int flags)
 		return n == 0 ? -EPIPE : (int)n;
 	}
 	c->pending_off = 0;
+	if (c->pending_cap > IDLE_BUFFER_MAX) {
+		free(c->pending);
+		c->pending = NULL;
+		c->pending_cap = 0;
+	}
 	return 0;
 }
 
@@ -692,6 +700,17 @@ err0:
 	return rc;
 }
 
+/* Give the receive buffer back between records (an idle connection keeps
+ * no record-sized buffer); recv_lock held. */
+static void
+rx_buf_release(struct conn *c)
+{
+	if (c->rx_buf == NULL || c->rx_in_body || c->rx_plain_len > 0)
+		return;
+	free(c->rx_buf);
+	c->rx_buf = NULL;
+}
+
 /* Hand out buffered plaintext; recv_lock held. */
 static size_t
 conn_deliver(struct conn *c, const struct iovec *iov, int iovcnt,
@@ -718,8 +737,10 @@ conn_deliver(struct conn *c, const struct iovec *iov, int iovcnt,
 	if (!peek) {
 		c->rx_plain_off += copied;
 		c->rx_plain_len -= copied;
-		if (c->rx_plain_len == 0)
+		if (c->rx_plain_len == 0) {
 			atomic_store(&c->rx_readable, c->rx_eof || c->rx_error);
+			rx_buf_release(c);
+		}
 	}
 	return copied;
 }
@@ -764,8 +785,10 @@ conn_open_record(struct conn *c, uint8_t *direct, size_t direct_len)
 		return 0;
 	}
 	c->bytes_in += (size_t)n;
-	if (out == direct)
+	if (out == direct) {
+		rx_buf_release(c);
 		return n;
+	}
 	c->rx_plain_off = 0;
 	c->rx_plain_len = (size_t)n;
 	if (n > 0)
