@@ -16,6 +16,7 @@
 #include <sodium.h>
 
 #include "config.h"
+#include "log.h"
 #include "handshake.h"
 #include "real.h"
 
@@ -29,11 +30,18 @@
 #define HANDSHAKE_UNSENT_MAX (256 * 1024)
 
 /* Credentials loaded from the configured directory, shared by every
- * handshake of the process. */
+ * handshake of the process, with what identified the files when loaded
+ * (renewed files are picked up by the next handshake). */
+#define CRED_FILES 3
+static const char *const cred_names[CRED_FILES] = { "ca.crt", "node.crt",
+    "node.key" };
+
 struct creds {
 	WOLFSSL_CTX *client;
 	WOLFSSL_CTX *server;
 	char cluster[128];
+	char dir[PATH_MAX];
+	struct stat files[CRED_FILES];
 };
 
 struct handshake {
@@ -224,6 +232,50 @@ err0:
 	return NULL;
 }
 
+/* Identify the credential files as they are now; -1 when one is missing. */
+static int
+creds_stat(const char *dir, struct stat st[CRED_FILES])
+{
+	char path[PATH_MAX + 32];
+	int i;
+
+	for (i = 0; i < CRED_FILES; i++) {
+		snprintf(path, sizeof(path), "%s/%s", dir, cred_names[i]);
+		if (stat(path, &st[i]) != 0)
+			return -1;
+	}
+	return 0;
+}
+
+static bool
+creds_current(const struct creds *c, const struct stat st[CRED_FILES])
+{
+	int i;
+
+	if (strcmp(c->dir, config.dir) != 0)
+		return false;
+	for (i = 0; i < CRED_FILES; i++)
+		if (c->files[i].st_ino != st[i].st_ino ||
+		    c->files[i].st_dev != st[i].st_dev ||
+		    c->files[i].st_size != st[i].st_size ||
+		    c->files[i].st_mtim.tv_sec != st[i].st_mtim.tv_sec ||
+		    c->files[i].st_mtim.tv_nsec != st[i].st_mtim.tv_nsec)
+			return false;
+	return true;
+}
+
+/* Sessions hold their own references to a context: live connections
+ * keep working after their credentials are replaced. */
+static void
+creds_free(struct creds *c)
+{
+	if (c == NULL)
+		return;
+	wolfSSL_CTX_free(c->client);
+	wolfSSL_CTX_free(c->server);
+	free(c);
+}
+
 static struct creds *
 creds_load(char *err, size_t errlen)
 {
@@ -254,6 +306,7 @@ creds_load(char *err, size_t errlen)
 	if ((c->server = creds_ctx(false, ca, calen, crt, crtlen, key, keylen,
 	    err, errlen)) == NULL)
 		goto err1;
+	snprintf(c->dir, sizeof(c->dir), "%s", config.dir);
 	sodium_free(ca);
 	sodium_free(crt);
 	sodium_free(key);	/* wipes the private key */
@@ -358,19 +411,10 @@ handshake_io_send(WOLFSSL *ssl, char *buf, int sz, void *ctx)
 struct handshake *
 handshake_new(int fd, bool is_client, char *err, size_t errlen)
 {
+	struct stat st[CRED_FILES];
 	struct handshake *hs;
 	struct creds *c;
 	char alpn[64];
-
-	pthread_mutex_lock(&creds_lock);
-	if (creds_loaded == NULL) {
-		wolfSSL_Init();
-		creds_loaded = creds_load(err, errlen);
-	}
-	c = creds_loaded;
-	pthread_mutex_unlock(&creds_lock);
-	if (c == NULL)
-		return NULL;
 
 	if ((hs = calloc(1, sizeof(*hs))) == NULL) {
 		snprintf(err, errlen, "out of memory");
@@ -379,7 +423,39 @@ handshake_new(int fd, bool is_client, char *err, size_t errlen)
 	hs->fd = fd;
 	hs->is_client = is_client;
 	hs->wants = is_client ? POLLOUT : POLLIN;
-	if ((hs->ssl = wolfSSL_new(is_client ? c->client : c->server)) == NULL) {
+
+	pthread_mutex_lock(&creds_lock);
+	if (creds_stat(config.dir, st) != 0) {
+		/* Removed files fail new connections; live ones go on. */
+		snprintf(err, errlen, "credentials in %s are missing (ca.crt, "
+		    "node.crt, node.key)", config.dir);
+		creds_free(creds_loaded);
+		creds_loaded = NULL;
+		pthread_mutex_unlock(&creds_lock);
+		goto err0;
+	}
+	if (creds_loaded == NULL || !creds_current(creds_loaded, st)) {
+		bool reload = creds_loaded != NULL;
+
+		wolfSSL_Init();
+		creds_free(creds_loaded);
+		if ((creds_loaded = creds_load(err, errlen)) != NULL) {
+			memcpy(creds_loaded->files, st, sizeof(st));
+			if (reload)
+				log_msg(LOG_INFO, "credentials in %s changed: new "
+				    "connections use them", config.dir);
+		}
+	}
+	c = creds_loaded;
+	hs->ssl = c != NULL ? wolfSSL_new(is_client ? c->client : c->server) :
+	    NULL;
+	if (c != NULL)
+		snprintf(hs->cluster_prefix, sizeof(hs->cluster_prefix),
+		    "spiffe://%s/", c->cluster);
+	pthread_mutex_unlock(&creds_lock);
+	if (c == NULL)
+		goto err0;
+	if (hs->ssl == NULL) {
 		snprintf(err, errlen, "wolfSSL could not start a session");
 		goto err0;
 	}
@@ -395,8 +471,6 @@ handshake_new(int fd, bool is_client, char *err, size_t errlen)
 		snprintf(err, errlen, "wolfSSL could not set ALPN");
 		goto err1;
 	}
-	snprintf(hs->cluster_prefix, sizeof(hs->cluster_prefix), "spiffe://%s/",
-	    c->cluster);
 	return hs;
 
 err1:

@@ -33,8 +33,11 @@ netns_up() {
 }
 
 netns_down() {
-	[ -n "${NS_A:-}" ] && ip netns del "$NS_A" 2>/dev/null
-	[ -n "${NS_B:-}" ] && ip netns del "$NS_B" 2>/dev/null
+	for _ns in ${NS_A:-} ${NS_B:-}; do
+		# Whatever still runs there would outlive the namespace's name.
+		ip netns pids "$_ns" 2>/dev/null | xargs -r kill 2>/dev/null
+		ip netns del "$_ns" 2>/dev/null
+	done
 	return 0
 }
 

@@ -30,7 +30,12 @@ trap 'exit 130' INT TERM
 
 # bg CMD...: run in the background (its PID in BG_LAST), killed at exit.
 bg() {
-	"$@" &
+	# Not through the on_a/on_b functions: the PID must be the program's.
+	case $1 in
+	on_a) shift; ip netns exec "$NS_A" "$@" & ;;
+	on_b) shift; ip netns exec "$NS_B" "$@" & ;;
+	*) "$@" & ;;
+	esac
 	BG_LAST=$!
 	BG_PIDS="$BG_PIDS $BG_LAST"
 }

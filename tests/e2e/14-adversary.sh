@@ -1,0 +1,66 @@
+# Issue 6: hostile peers and a hostile network. A bit flipped in transit
+# and a stream cut short are detected: the receiving program gets an
+# error, never a corrupted or silently short stream. A TLS 1.2-only client
+# is refused. A client that connects and stalls times out without holding
+# up other connections to the same process.
+. tests/e2e/lib.sh
+make_nodes
+make_creds
+ADV=tests/progs/adversary.py
+make_marked_file "$T/data" 2000000
+
+# mitm MODE: a's client -> proxy on a (7700) -> b's server (7701).
+mitm() {
+	rm -f "$T/out"
+	bg on_b $(shim b) python3 $ADV sink 7701 "$T/out"
+	server=$BG_LAST
+	wait_port_or_fail b 7701
+	bg on_a python3 $ADV proxy 7700 $IP_B 7701 "$1" 300000
+	proxy=$BG_LAST
+	wait_port_or_fail a 7700
+	on_a $(shim a) socat -u OPEN:"$T/data" TCP4:$IP_A:7700 2>/dev/null || true
+	rc=0
+	wait "$server" || rc=$?
+	[ $rc = 3 ] || fail "$1: the receiving program saw no error (exit $rc)"
+	wait "$proxy" || true
+	# What reached the program is an exact prefix of what was sent.
+	size=$(stat -c %s "$T/out")
+	[ "$size" -lt 2000000 ] || fail "$1: the server got the whole stream"
+	head -c "$size" "$T/data" | cmp -s - "$T/out" ||
+	    fail "$1: corrupted bytes reached the program"
+	echo "$1: the program received a clean prefix of $size bytes, then an error"
+}
+
+mitm flip
+grep -q "failed authentication" "$T/b.log" || fail "flip: not logged"
+mitm cut
+grep -q "ended without a close record (truncated)" "$T/b.log" ||
+    fail "cut: truncation not logged"
+
+# A client that speaks only TLS 1.2.
+bg on_b $(shim b) socat -u TCP4-LISTEN:7702,reuseaddr OPEN:"$T/tls12",creat
+wait_port_or_fail b 7702
+echo secret | on_a timeout 10 openssl s_client -tls1_2 -quiet \
+    -connect $IP_B:7702 >/dev/null 2>&1 && fail "a TLS 1.2 client got through"
+wait_bg 10 || true
+[ -s "$T/tls12" ] && fail "a TLS 1.2 client's bytes reached the program"
+grep -q "connection refused as server" "$T/b.log" || fail "TLS 1.2 refusal not logged"
+
+# A stalled client (TCP only, nothing sent) against a concurrent server.
+bg on_b $(shim b) python3 $ADV echo-server 7703
+wait_port_or_fail b 7703
+bg on_a socat -u TCP4:$IP_B:7703 EXEC:"sleep 20"
+stall=$BG_LAST
+sleep 0.5
+got=$(echo "still served" | on_a $(shim a) timeout 10 socat - TCP4:$IP_B:7703) ||
+    fail "a good client was held up by a stalled one"
+[ "$got" = "still served" ] || fail "a good client got '$got'"
+i=0
+until grep -q "TLS handshake as server timed out" "$T/b.log"; do
+	i=$((i + 1))
+	[ $i -lt 100 ] || fail "the stalled handshake never timed out"
+	sleep 0.1
+done
+kill "$stall" 2>/dev/null || true
+echo "stalled client: timed out after TLSHIM_HANDSHAKE_TIMEOUT; others served"
+exit 0
