@@ -9,6 +9,7 @@
 #include "conn.h"
 #include "epoll.h"
 #include "fdtab.h"
+#include "readiness.h"
 #include "real.h"
 
 #include <poll.h>
@@ -21,9 +22,6 @@ struct epoll_reg {
 	bool armed;		/* false after a one-shot event, until MOD */
 	bool reduced;		/* kernel interest without IN/OUT (handshake) */
 };
-
-/* While a handshake runs, look again this often. */
-#define EPOLL_HANDSHAKE_RECHECK_MS 2
 
 /* Put the kernel registration of ${r} in step with its connection: the
  * application's interest once settled, none for IN/OUT before. */
@@ -277,7 +275,7 @@ epoll_merge(int epfd, struct epoll_event *ev, int synth, int total)
 
 int
 epoll_wait_emulated(int epfd, struct epoll_event *events, int max,
-    int timeout_ms, const sigset_t *sigmask, const struct timespec *ts)
+    int timeout_ms, const sigset_t *sigmask)
 {
 	int64_t deadline;
 	int synth, n, wait_ms;
@@ -285,26 +283,12 @@ epoll_wait_emulated(int epfd, struct epoll_event *events, int max,
 
 	if (max <= 0)
 		return -EINVAL;
-	if (ts != NULL)
-		timeout_ms = (int)(ts->tv_sec > 2000000 ? 2000000000 :
-		    ts->tv_sec * 1000 + (ts->tv_nsec + 999999) / 1000000);
 	deadline = timeout_ms < 0 ? INT64_MAX : conn_now_ms() + timeout_ms;
 	for (;;) {
 		synth = epoll_synthesise(epfd, events, max, &waiting);
 		if (synth == max)
 			return synth;
-		if (synth > 0) {
-			wait_ms = 0;
-		} else if (deadline == INT64_MAX) {
-			wait_ms = waiting ? EPOLL_HANDSHAKE_RECHECK_MS : -1;
-		} else {
-			int64_t left = deadline - conn_now_ms();
-
-			wait_ms = left <= 0 ? 0 : left > INT32_MAX ? INT32_MAX :
-			    (int)left;
-			if (waiting && wait_ms > EPOLL_HANDSHAKE_RECHECK_MS)
-				wait_ms = EPOLL_HANDSHAKE_RECHECK_MS;
-		}
+		wait_ms = readiness_wait_ms(deadline, synth > 0, waiting);
 		n = real.epoll_pwait(epfd, events + synth, max - synth, wait_ms,
 		    sigmask);
 		if (n < 0)

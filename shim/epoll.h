@@ -32,11 +32,12 @@ void epoll_forget(int epfd);
 int epoll_tracked(int epfd);
 
 /*
- * epoll_wait_emulated(epfd, events, max, timeout_ms, sigmask, ts):
- * epoll_wait/epoll_pwait/epoll_pwait2 for a tracked set: ${ts} (pwait2)
- * or ${timeout_ms}. Returns the number of events or -errno.
+ * epoll_wait_emulated(epfd, events, max, timeout_ms, sigmask):
+ * epoll_wait/epoll_pwait/epoll_pwait2 for a tracked set (epoll_pwait2's
+ * timeout rounded up to milliseconds). Returns the number of events or
+ * -errno.
  */
 int epoll_wait_emulated(int epfd, struct epoll_event *events, int max,
-    int timeout_ms, const sigset_t *sigmask, const struct timespec *ts);
+    int timeout_ms, const sigset_t *sigmask);
 
 #endif

@@ -180,8 +180,7 @@ epoll_wait(int epfd, struct epoll_event *events, int max, int timeout)
 {
 	if (shim_internal_thread || !epoll_tracked(epfd))
 		return REAL(epoll_wait)(epfd, events, max, timeout);
-	HOOK_RETURN(int, epoll_wait_emulated(epfd, events, max, timeout, NULL,
-	    NULL));
+	HOOK_RETURN(int, epoll_wait_emulated(epfd, events, max, timeout, NULL));
 }
 
 EXPORT int
@@ -190,8 +189,8 @@ epoll_pwait(int epfd, struct epoll_event *events, int max, int timeout,
 {
 	if (shim_internal_thread || !epoll_tracked(epfd))
 		return REAL(epoll_pwait)(epfd, events, max, timeout, sigmask);
-	HOOK_RETURN(int, epoll_wait_emulated(epfd, events, max, timeout, sigmask,
-	    NULL));
+	HOOK_RETURN(int, epoll_wait_emulated(epfd, events, max, timeout,
+	    sigmask));
 }
 
 EXPORT int
@@ -201,5 +200,5 @@ epoll_pwait2(int epfd, struct epoll_event *events, int max,
 	if (shim_internal_thread || !epoll_tracked(epfd))
 		return REAL(epoll_pwait2)(epfd, events, max, ts, sigmask);
 	HOOK_RETURN(int, epoll_wait_emulated(epfd, events, max,
-	    timespec_ms(ts), sigmask, ts));
+	    timespec_ms(ts), sigmask));
 }

@@ -13,6 +13,23 @@
  * application's set; look again this often. */
 #define HANDSHAKE_RECHECK_MS 2
 
+int
+readiness_wait_ms(int64_t deadline, bool ready_now, bool handshaking)
+{
+	int64_t left;
+	int wait_ms;
+
+	if (ready_now)
+		return 0;
+	if (deadline == INT64_MAX)
+		return handshaking ? HANDSHAKE_RECHECK_MS : -1;
+	left = deadline - conn_now_ms();
+	wait_ms = left < 0 ? 0 : left > INT32_MAX ? INT32_MAX : (int)left;
+	if (handshaking && wait_ms > HANDSHAKE_RECHECK_MS)
+		wait_ms = HANDSHAKE_RECHECK_MS;
+	return wait_ms;
+}
+
 bool
 readiness_any_protected(const struct pollfd *fds, nfds_t n)
 {
@@ -66,18 +83,7 @@ readiness_poll(struct pollfd *fds, nfds_t n, int timeout_ms,
 			if (ready[i])
 				now_ready++;
 		}
-		if (now_ready > 0) {
-			wait_ms = 0;
-		} else if (deadline == INT64_MAX) {
-			wait_ms = handshaking ? HANDSHAKE_RECHECK_MS : -1;
-		} else {
-			int64_t left = deadline - conn_now_ms();
-
-			wait_ms = left < 0 ? 0 : left > INT32_MAX ? INT32_MAX :
-			    (int)left;
-			if (handshaking && wait_ms > HANDSHAKE_RECHECK_MS)
-				wait_ms = HANDSHAKE_RECHECK_MS;
-		}
+		wait_ms = readiness_wait_ms(deadline, now_ready > 0, handshaking);
 		if (sigmask != NULL) {
 			struct timespec ts = { wait_ms / 1000,
 			    (wait_ms % 1000) * 1000000L };

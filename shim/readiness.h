@@ -10,7 +10,16 @@
 #include <poll.h>
 #include <signal.h>
 #include <stdbool.h>
+#include <stdint.h>
 #include <time.h>
+
+/*
+ * readiness_wait_ms(deadline, ready_now, handshaking):
+ * How long one kernel wait may take: 0 when something is ready already,
+ * until ${deadline} (INT64_MAX: forever, -1) otherwise, but in short slices
+ * while a handshake runs (its end is no kernel event on the caller's set).
+ */
+int readiness_wait_ms(int64_t deadline, bool ready_now, bool handshaking);
 
 /* readiness_any_protected(fds, n): does the set hold a protected socket? */
 bool readiness_any_protected(const struct pollfd *fds, nfds_t n);
