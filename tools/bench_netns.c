@@ -26,7 +26,7 @@
 #define RING_PLAIN_BASE 7900
 #define RING_TLSHIM_BASE 8000
 
-static char tmpdir[] = "/tmp/tlshim-bench.XXXXXX";
+static char tmpdir[64];
 static char ns_a[32], ns_b[32], veth_a[16], veth_b[16];
 static pid_t children[80];
 static int nchildren;
@@ -255,6 +255,9 @@ bench_netns(const char *argv0, const struct bench_options *o)
 	signal(SIGINT, on_signal);
 	signal(SIGTERM, on_signal);
 	signal(SIGHUP, on_signal);
+	/* mkdtemp's template: six Xs after the prefix. */
+	snprintf(tmpdir, sizeof(tmpdir), "/tmp/tlshim-bench.");
+	memset(tmpdir + strlen(tmpdir), 'X', 6);
 	if (mkdtemp(tmpdir) == NULL)
 		return 1;
 	made_tmp = 1;
