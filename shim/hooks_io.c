@@ -163,6 +163,65 @@ readv(int fd, const struct iovec *iov, int iovcnt)
 	HOOK_RETURN(ssize_t, recv_iov(fd, iov, iovcnt, 0));
 }
 
+/* Several messages in one call: on a protected socket each goes through
+ * the record layer, with the kernel's partial-success convention (the
+ * count of messages done if any, else the error). */
+EXPORT int
+sendmmsg(int fd, struct mmsghdr *msgs, unsigned int n, int flags)
+{
+	unsigned int i;
+
+	if (!fdtab_has(fd))
+		return REAL(sendmmsg)(fd, msgs, n, flags);
+	for (i = 0; i < n; i++) {
+		ssize_t rc = msgs[i].msg_hdr.msg_iovlen > IOV_MAX ? -EMSGSIZE :
+		    send_iov(fd, msgs[i].msg_hdr.msg_iov,
+		    (int)msgs[i].msg_hdr.msg_iovlen, flags);
+
+		if (rc < 0) {
+			if (i > 0)
+				return (int)i;
+			errno = (int)-rc;
+			return -1;
+		}
+		msgs[i].msg_len = (unsigned int)rc;
+	}
+	return (int)n;
+}
+
+EXPORT int
+recvmmsg(int fd, struct mmsghdr *msgs, unsigned int n, int flags,
+    struct timespec *timeout)
+{
+	unsigned int i;
+
+	if (!fdtab_has(fd))
+		return REAL(recvmmsg)(fd, msgs, n, flags, timeout);
+	/* Only the first message may wait (MSG_WAITFORONE's meaning); the
+	 * timeout is not applied, as the kernel documents it unreliable. */
+	for (i = 0; i < n; i++) {
+		ssize_t rc = msgs[i].msg_hdr.msg_iovlen > IOV_MAX ? -EMSGSIZE :
+		    recv_iov(fd, msgs[i].msg_hdr.msg_iov,
+		    (int)msgs[i].msg_hdr.msg_iovlen,
+		    i > 0 ? (flags | MSG_DONTWAIT) & ~MSG_WAITFORONE :
+		    flags & ~MSG_WAITFORONE);
+
+		if (rc < 0) {
+			if (i > 0)
+				return (int)i;
+			errno = (int)-rc;
+			return -1;
+		}
+		msgs[i].msg_len = (unsigned int)rc;
+		msgs[i].msg_hdr.msg_namelen = 0;
+		msgs[i].msg_hdr.msg_controllen = 0;
+		msgs[i].msg_hdr.msg_flags = 0;
+		if (rc == 0)
+			return (int)i + 1;
+	}
+	return (int)n;
+}
+
 /* Fortified variants: libc's own check (and abort on overflow, the
  * program's bug) runs first; then the same path as the plain call. */
 EXPORT ssize_t

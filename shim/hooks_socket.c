@@ -552,6 +552,14 @@ sendfile(int out_fd, int in_fd, off_t *offset, size_t count)
 	HOOK_RETURN(ssize_t, rc);
 }
 
+/* The 64-bit file offset variant (what _FILE_OFFSET_BITS=64 programs such
+ * as Python call); on LP64 it is the same call. */
+EXPORT ssize_t
+sendfile64(int out_fd, int in_fd, off_t *offset, size_t count)
+{
+	return sendfile(out_fd, in_fd, offset, count);
+}
+
 EXPORT ssize_t
 splice(int fd_in, off_t *off_in, int fd_out, off_t *off_out, size_t len,
     unsigned int flags)

@@ -37,6 +37,8 @@ real_resolve(void)
 	RESOLVE(recvfrom);
 	RESOLVE(sendmsg);
 	RESOLVE(recvmsg);
+	RESOLVE(sendmmsg);
+	RESOLVE(recvmmsg);
 	RESOLVE(read);
 	RESOLVE(write);
 	RESOLVE(readv);

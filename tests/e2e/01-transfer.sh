@@ -64,6 +64,25 @@ wait_bg 30 || fail "server for the short-lived client failed"
 grep -q "short-lived client" "$T/short" ||
     fail "a short-lived client's bytes were lost at exit"
 
+# sendfile(2) from a file to a protected socket goes through the record
+# layer (Python's socket.sendfile uses os.sendfile): intact, and no
+# plaintext on the wire.
+capture_start sendfile
+bg on_b $(shim b) socat -u TCP4-LISTEN:7004,reuseaddr OPEN:"$T/sf",creat,trunc
+wait_port_or_fail b 7004
+on_a $(shim a) /usr/bin/python3 -c '
+import socket, sys
+s = socket.create_connection((sys.argv[1], 7004))
+with open(sys.argv[2], "rb") as f:
+    sent = s.sendfile(f)
+s.close()
+import os; assert sent == os.path.getsize(sys.argv[2]), sent
+' $IP_B "$T/data" || fail "sendfile client failed"
+wait_bg 30 || fail "sendfile server failed"
+capture_stop
+cmp -s "$T/data" "$T/sf" || fail "sendfile: bytes altered"
+capture_has sendfile "$MARKER" && fail "sendfile put plaintext on the wire"
+
 grep -q "protected as server, peer spiffe://e2e/node/a" "$T/b.log" ||
     fail "b's log does not show protected connections from a"
 grep -q "protected as client, peer spiffe://e2e/node/b" "$T/a.log" ||
