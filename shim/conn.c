@@ -1,6 +1,8 @@
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <poll.h>
 #include <pthread.h>
 #include <signal.h>
@@ -50,6 +52,7 @@ struct conn {
 	atomic_bool app_nonblocking;
 	int rcvtimeo_ms, sndtimeo_ms;	/* -1: no timeout */
 	bool linger_abort;		/* SO_LINGER {1, 0}: reset, no close record */
+	bool nodelay_forced;		/* TCP_NODELAY on until the handshake is out */
 	bool app_closed;		/* ${fd} is now our duplicate, or -1 */
 	bool want_shut_wr;		/* close record due once all is sent */
 	bool want_shut_rd;
@@ -204,6 +207,20 @@ conn_new(int fd, bool is_client, bool connecting, bool app_nonblocking)
 	c->state = connecting ? CONN_CONNECTING : CONN_HANDSHAKING;
 	c->deadline_ms = connecting ? INT64_MAX :
 	    c->started_ms + config.handshake_timeout_ms;
+	if (is_client) {
+		int on = 0;
+		socklen_t len = sizeof(on);
+
+		/* The client's last handshake message and its first record
+		 * are two small writes in a row: with Nagle's algorithm the
+		 * second waits for the peer's delayed ACK (40 ms). */
+		if (real.getsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &on, &len) == 0 &&
+		    !on) {
+			on = 1;
+			c->nodelay_forced = real.setsockopt(fd, IPPROTO_TCP,
+			    TCP_NODELAY, &on, sizeof(on)) == 0;
+		}
+	}
 	return c;
 }
 
@@ -371,6 +388,20 @@ pending_reserve(struct conn *c, size_t more)
 	return 0;
 }
 
+/* Give the application its own TCP_NODELAY back once the handshake and
+ * what was queued during it are out (caller holds send_lock, or no sender
+ * can run yet). */
+static void
+conn_restore_nodelay(struct conn *c)
+{
+	int off = 0;
+
+	if (!c->nodelay_forced)
+		return;
+	c->nodelay_forced = false;
+	(void)real.setsockopt(c->fd, IPPROTO_TCP, TCP_NODELAY, &off, sizeof(off));
+}
+
 /* Seal the plaintext queued during the handshake; lock held, and no
  * sender can touch the send state before the state says ESTABLISHED. */
 static int
@@ -449,6 +480,8 @@ conn_establish_locked(struct conn *c, int64_t now)
 	    (long long)(now - c->started_ms));
 	handshake_free(c->hs);
 	c->hs = NULL;
+	if (atomic_load(&c->pending_len) == 0)
+		conn_restore_nodelay(c);
 	c->state = CONN_ESTABLISHED;
 	pthread_cond_broadcast(&c->changed);
 }
@@ -492,6 +525,7 @@ conn_flush(struct conn *c, bool block, int flags)
 		return n == 0 ? -EPIPE : (int)n;
 	}
 	c->pending_off = 0;
+	conn_restore_nodelay(c);
 	if (c->pending_cap > IDLE_BUFFER_MAX) {
 		free(c->pending);
 		c->pending = NULL;
@@ -1219,6 +1253,15 @@ conn_set_timeout(struct conn *c, bool send, int timeout_ms)
 	else
 		c->rcvtimeo_ms = timeout_ms;
 	pthread_mutex_unlock(&c->lock);
+}
+
+void
+conn_app_set_nodelay(struct conn *c)
+{
+	/* The application chose for itself: never undo it. */
+	pthread_mutex_lock(&c->send_lock);
+	c->nodelay_forced = false;
+	pthread_mutex_unlock(&c->send_lock);
 }
 
 void

@@ -105,6 +105,8 @@ int conn_take_so_error(struct conn *c, int *err);
 void conn_set_nonblocking(struct conn *c, bool on);
 void conn_set_timeout(struct conn *c, bool send, int timeout_ms);
 void conn_set_linger_abort(struct conn *c, bool on);
+/* conn_app_set_nodelay(c): the application set TCP_NODELAY itself. */
+void conn_app_set_nodelay(struct conn *c);
 
 /* conn_state_errno_for_connect(c): the errno a repeated connect(2) gets:
  * EALREADY while TCP connects, EISCONN after, the failure once. */

@@ -9,6 +9,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
@@ -490,10 +491,13 @@ setsockopt(int fd, int level, int optname, const void *optval,
 	struct conn *c;
 	int rc = REAL(setsockopt)(fd, level, optname, optval, optlen);
 
-	if (rc != 0 || level != SOL_SOCKET || optval == NULL ||
-	    (c = fdtab_get(fd)) == NULL)
+	if (rc != 0 || optval == NULL || (c = fdtab_get(fd)) == NULL)
 		return rc;
-	if (optname == SO_RCVTIMEO || optname == SO_SNDTIMEO)
+	if (level == IPPROTO_TCP && optname == TCP_NODELAY)
+		conn_app_set_nodelay(c);
+	else if (level != SOL_SOCKET)
+		;
+	else if (optname == SO_RCVTIMEO || optname == SO_SNDTIMEO)
 		conn_set_timeout(c, optname == SO_SNDTIMEO,
 		    timeval_ms(optval, optlen));
 	else if (optname == SO_LINGER && optlen >= sizeof(struct linger))

@@ -4,7 +4,11 @@
  * reports its resident memory per open connection and the time taken.
  * The server holds them all with one epoll loop.
  *
- *   conns server PORT COUNT       conns client HOST PORT COUNT
+ * With --churn, the client instead connects, echoes and closes COUNT
+ * times in a row, and reports its descriptors and resident memory after
+ * the first 1,000 cycles and at the end (nothing may grow).
+ *
+ *   conns server PORT COUNT       conns client HOST PORT COUNT [--churn]
  */
 #define _GNU_SOURCE
 #include <arpa/inet.h>
@@ -137,10 +141,63 @@ client(const char *host, int port, int count)
 	return 0;
 }
 
+static int
+open_fds(void)
+{
+	char path[64];
+	int fd, n = 0;
+
+	for (fd = 0; fd < 65536; fd++) {
+		snprintf(path, sizeof(path), "/proc/self/fd/%d", fd);
+		if (access(path, F_OK) == 0)
+			n++;
+	}
+	return n;
+}
+
+static int
+churn(const char *host, int port, int count)
+{
+	struct sockaddr_in sin = { .sin_family = AF_INET, .sin_port = htons(port) };
+	long rss_early = 0;
+	int fds_early = 0, i;
+	double t0 = now();
+
+	inet_pton(AF_INET, host, &sin.sin_addr);
+	for (i = 1; i <= count; i++) {
+		int fd = socket(AF_INET, SOCK_STREAM, 0);
+		char got[8];
+
+		if (connect(fd, (void *)&sin, sizeof(sin)) != 0 ||
+		    send(fd, "ping!", 5, MSG_NOSIGNAL) != 5 ||
+		    recv(fd, got, 5, MSG_WAITALL) != 5) {
+			fprintf(stderr, "conns: cycle %d failed: %s\n", i,
+			    strerror(errno));
+			return 1;
+		}
+		close(fd);
+		if (i == 1000) {
+			rss_early = rss_kib();
+			fds_early = open_fds();
+		}
+	}
+	printf("conns: %d connect/echo/close cycles in %.1f s; after 1,000: %d "
+	    "descriptors, %ld KiB; at the end: %d descriptors, %ld KiB\n", count,
+	    now() - t0, fds_early, rss_early, open_fds(), rss_kib());
+	if (open_fds() > fds_early || rss_kib() > rss_early + 4096) {
+		fprintf(stderr, "conns: descriptors or memory grew\n");
+		return 1;
+	}
+	return 0;
+}
+
 int
 main(int argc, char **argv)
 {
 	raise_fd_limit();
+	if (argc == 6 && strcmp(argv[1], "client") == 0 &&
+	    strcmp(argv[5], "--churn") == 0)
+		return churn(argv[2], atoi(argv[3]), atoi(argv[4]));
 	if (argc == 4 && strcmp(argv[1], "server") == 0)
 		return server(atoi(argv[2]), atoi(argv[3]));
 	if (argc == 5 && strcmp(argv[1], "client") == 0)

@@ -1,0 +1,98 @@
+# Issue 6: certificates that must be refused though they come from the
+# cluster's CA (the CA certificate itself as a node's, an expired one, one
+# not yet valid), a peer killed in the middle of a transfer, and 10,000
+# connect/close cycles without descriptor or memory growth.
+. tests/e2e/lib.sh
+make_nodes
+make_creds
+ADV=tests/progs/adversary.py
+
+# refused NAME DIR: a client with the credentials in DIR is refused by b,
+# its data never reaching the program, with a log line on b.
+refused() {
+	rm -f "$T/got"
+	bg on_b $(shim b) socat -u TCP4-LISTEN:8200,reuseaddr OPEN:"$T/got",creat
+	wait_port_or_fail b 8200
+	echo "from $1" | on_a $(shim "$2") socat -u - TCP4:$IP_B:8200 2>/dev/null || true
+	wait_bg 20 || true
+	[ -s "$T/got" ] && fail "$1: the program received data"
+	echo "$1: refused"
+}
+
+# The CA's own certificate and key presented as a node's.
+mkdir -p "$T/ascanode"
+cp "$T/ca/ca.crt" "$T/ascanode/ca.crt"
+cp "$T/ca/ca.crt" "$T/ascanode/node.crt"
+cp "$T/ca/ca.key" "$T/ascanode/node.key"
+refused "the CA certificate as a node's" ascanode
+grep -q "peer presented a CA certificate" "$T/b.log" || fail "CA-as-leaf not logged"
+
+# Expired and not yet valid, signed by the right CA (openssl ca sets the
+# dates tlshim-keys never would).
+mkdir -p "$T/ossl/new"
+: >"$T/ossl/index.txt"
+echo 1000 >"$T/ossl/serial"
+cat >"$T/ossl/cnf" <<CNF
+[ca]
+default_ca = c
+[c]
+dir = $T/ossl
+database = \$dir/index.txt
+new_certs_dir = \$dir/new
+serial = \$dir/serial
+certificate = $T/ca/ca.crt
+private_key = $T/ca/ca.key
+default_md = sha256
+policy = p
+unique_subject = no
+[p]
+commonName = supplied
+[ext]
+subjectAltName = URI:spiffe://e2e/node/dated
+extendedKeyUsage = serverAuth, clientAuth
+basicConstraints = CA:FALSE
+CNF
+dated() {
+	mkdir -p "$T/$1"
+	cp "$T/ca/ca.crt" "$T/$1/ca.crt"
+	openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes \
+	    -keyout "$T/$1/node.key" -subj /CN=dated -out "$T/$1.csr" 2>/dev/null
+	chmod 600 "$T/$1/node.key"
+	openssl ca -batch -config "$T/ossl/cnf" -extensions ext -startdate "$2" \
+	    -enddate "$3" -in "$T/$1.csr" -out "$T/$1/node.crt" >/dev/null 2>&1 ||
+	    fail "openssl ca could not sign the $1 certificate"
+}
+dated expired 20200101000000Z 20200201000000Z
+dated future 20400101000000Z 20410101000000Z
+refused "an expired certificate" expired
+refused "a not yet valid certificate" future
+
+# A peer killed in the middle of a transfer: an error, never a short
+# stream that looks complete.
+make_marked_file "$T/data" 20000000
+bg on_b $(shim b) python3 $ADV sink 8201 "$T/sunk"
+sink=$BG_LAST
+wait_port_or_fail b 8201
+bg on_a $(shim a) python3 -c '
+import socket, sys, time
+s = socket.create_connection((sys.argv[1], 8201))
+data = open(sys.argv[2], "rb").read()
+for i in range(0, len(data), 65536):
+    s.sendall(data[i:i + 65536])
+    time.sleep(0.01)
+' $IP_B "$T/data"
+sender=$BG_LAST
+sleep 0.5
+kill -9 "$sender"
+rc=0
+wait "$sink" || rc=$?
+[ $rc = 3 ] || fail "a killed peer looked like a clean end of stream (exit $rc)"
+echo "killed peer: the receiver got an error after $(stat -c %s "$T/sunk") bytes"
+
+# Churn: 10,000 protected connect/echo/close cycles from one process.
+bg on_b $(shim b) "$BUILD/tests/conns" server 8202 10000
+wait_port_or_fail b 8202
+on_a $(shim a) "$BUILD/tests/conns" client $IP_B 8202 10000 --churn ||
+    fail "churn failed or grew"
+wait_bg 120 || fail "churn server failed"
+exit 0
