@@ -47,7 +47,7 @@ KEYS := $(BUILD)/tlshim-keys
 BENCH := $(BUILD)/tlshim-bench
 
 .PHONY: all deps check unit e2e demo bench install uninstall clean asan \
-	ubsan valgrind
+	ubsan valgrind fuzz
 .SECONDARY:
 
 all: deps $(LIB) $(KEYS) $(BENCH)
@@ -115,6 +115,28 @@ ubsan:
 
 valgrind: all $(UNIT_BINS)
 	$(Q)TLSHIM_KEYS=$(KEYS) VALGRIND=1 tests/run-unit $(UNIT_BINS)
+
+# libFuzzer targets (clang): each runs FUZZ_SECONDS on a copy of its seed
+# corpus from tests/fuzz/corpus.
+FUZZ_SECONDS ?= 60
+FUZZ_TARGETS := record policy config
+fuzz:
+	$(Q)tools/deps.sh fuzz
+	$(Q)$(MAKE) --no-print-directory BUILD=build/fuzz CC=clang OPT="-O1 -g" \
+		SAN="-fsanitize=fuzzer-no-link,address" build/fuzz/libtlshim_core.a
+	$(Q)for t in $(FUZZ_TARGETS); do \
+		clang -O1 -g -fsanitize=fuzzer,address -o build/fuzz/fuzz_$$t \
+			tests/fuzz/fuzz_$$t.c build/fuzz/libtlshim_core.a \
+			$(PKG_LIBS) -ldl -lpthread || exit 1; \
+		rm -rf build/fuzz/corpus_$$t; \
+		cp -r tests/fuzz/corpus/$$t build/fuzz/corpus_$$t; \
+		echo "fuzz_$$t: $(FUZZ_SECONDS) s"; \
+		build/fuzz/fuzz_$$t -max_total_time=$(FUZZ_SECONDS) \
+			-print_final_stats=1 build/fuzz/corpus_$$t \
+			>build/fuzz/fuzz_$$t.log 2>&1; rc=$$?; \
+		grep "stat::number_of_executed_units" build/fuzz/fuzz_$$t.log; \
+		if [ $$rc != 0 ]; then tail -n 40 build/fuzz/fuzz_$$t.log; exit 1; fi; \
+	done
 
 install: all
 	install -d $(DESTDIR)$(LIBDIR) $(DESTDIR)$(BINDIR)

@@ -603,15 +603,16 @@ iov_gather(uint8_t *dst, const struct iovec *iov, int iovcnt, size_t skip,
 	return done;
 }
 
-/* Queue plaintext during the handshake; lock held. */
+/* Queue up to ${want} bytes of plaintext from ${iov} after ${skip} during
+ * the handshake; lock held. */
 static ssize_t
 conn_queue_locked(struct conn *c, const struct iovec *iov, int iovcnt,
-    size_t total)
+    size_t skip, size_t want)
 {
 	size_t room = QUEUE_MAX - c->queued_len, take;
 	uint8_t *grown;
 
-	take = total < room ? total : room;
+	take = want < room ? want : room;
 	if (take == 0)
 		return 0;
 	/* Grow exactly: the buffer holds plaintext and is wiped on free. */
@@ -623,7 +624,7 @@ conn_queue_locked(struct conn *c, const struct iovec *iov, int iovcnt,
 		free(c->queued);
 	}
 	c->queued = grown;
-	c->queued_len += iov_gather(c->queued + c->queued_len, iov, iovcnt, 0,
+	c->queued_len += iov_gather(c->queued + c->queued_len, iov, iovcnt, skip,
 	    take);
 	return (ssize_t)take;
 }
@@ -634,6 +635,7 @@ conn_send(struct conn *c, const struct iovec *iov, int iovcnt, int flags)
 	bool nonblock = atomic_load(&c->app_nonblocking) ||
 	    (flags & MSG_DONTWAIT);
 	size_t total = iov_total(iov, iovcnt), skip = 0, consumed, len;
+	size_t queued;			/* of this call, counted when sealed */
 	struct seal_scratch *s;
 	int64_t deadline;
 	ssize_t n;
@@ -664,27 +666,26 @@ conn_send(struct conn *c, const struct iovec *iov, int iovcnt, int flags)
 		}
 		if (c->state == CONN_ESTABLISHED)
 			break;
-		if (total == 0) {
+		if (skip == total) {
 			rc = 0;
 			goto err1;
 		}
-		if ((n = conn_queue_locked(c, iov, iovcnt, total)) != 0) {
+		if ((n = conn_queue_locked(c, iov, iovcnt, skip, total - skip)) < 0) {
 			rc = (int)n;
-			if (n > 0) {
-				pthread_mutex_unlock(&c->lock);
-				pthread_mutex_unlock(&c->send_lock);
-				return n;
-			}
 			goto err1;
 		}
-		if (nonblock) {
-			rc = -EAGAIN;
+		skip += (size_t)n;
+		/* Queued bytes are accepted; a blocking sender, like the
+		 * kernel's, waits until all of its bytes are. */
+		if (skip == total || nonblock) {
+			rc = skip > 0 ? 0 : -EAGAIN;
 			goto err1;
 		}
 		if ((rc = wait_changed(c, deadline)) != 0)
 			goto err1;
 	}
 	pthread_mutex_unlock(&c->lock);
+	queued = skip;
 
 	if ((rc = conn_flush(c, !nonblock, flags)) != 0)
 		goto err0;
@@ -718,7 +719,7 @@ conn_send(struct conn *c, const struct iovec *iov, int iovcnt, int flags)
 				break;
 		}
 	}
-	c->bytes_out += skip;
+	c->bytes_out += skip - queued;
 	len = atomic_load(&c->pending_len);
 	pthread_mutex_unlock(&c->send_lock);
 	/* Bytes accepted stay accepted: the progress thread sends what the
@@ -731,7 +732,9 @@ err1:
 	pthread_mutex_unlock(&c->lock);
 err0:
 	pthread_mutex_unlock(&c->send_lock);
-	return rc;
+	/* What was accepted before a failure or a timeout is reported, as
+	 * the kernel reports a partial send. */
+	return skip > 0 ? (ssize_t)skip : rc;
 }
 
 /* Give the receive buffer back between records (an idle connection keeps

@@ -1,6 +1,6 @@
 #!/bin/sh
 # Installs the Debian packages tlshim needs, or says exactly how to.
-# Usage: tools/deps.sh build|test|demo
+# Usage: tools/deps.sh build|test|demo|fuzz
 # build: compiler inputs only; test: everything `make check` runs;
 # demo: what `make demo` runs.
 set -eu
@@ -8,12 +8,14 @@ set -eu
 build_pkgs="libwolfssl-dev libsodium-dev check pkg-config"
 test_pkgs="$build_pkgs iproute2 socat iperf3 tshark python3-torch openmpi-bin python3-mpi4py stunnel4"
 demo_pkgs="$build_pkgs iproute2 tshark python3-torch"
+fuzz_pkgs="$build_pkgs clang libclang-rt-14-dev"
 
 case "${1:-build}" in
 build) wanted=$build_pkgs ;;
 test) wanted=$test_pkgs ;;
 demo) wanted=$demo_pkgs ;;
-*) echo "usage: $0 build|test|demo" >&2; exit 2 ;;
+fuzz) wanted=$fuzz_pkgs ;;
+*) echo "usage: $0 build|test|demo|fuzz" >&2; exit 2 ;;
 esac
 
 missing=""

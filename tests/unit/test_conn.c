@@ -243,6 +243,20 @@ receive(struct conn *c, uint8_t *out, size_t len)
 	return (ssize_t)done;
 }
 
+static struct pair p_shared;
+
+/* Receives t->len bytes from t->c into a buffer it allocates (t->data). */
+static void *
+receiver(void *arg)
+{
+	struct transfer *t = arg;
+	uint8_t *buf = malloc(t->len);
+
+	t->result = receive(t->c, buf, t->len);
+	t->data = buf;
+	return NULL;
+}
+
 static void
 exchange(struct pair *p, size_t len)
 {
@@ -331,6 +345,33 @@ START_TEST(send_during_handshake_is_queued)
 	ck_assert_int_eq(receive(p.server, got, 12), 12);
 	ck_assert(memcmp(got, "NCCL-magic!!", 12) == 0);
 	pair_close(&p);
+}
+END_TEST
+
+START_TEST(blocking_send_larger_than_the_queue_is_taken_whole)
+{
+	size_t len = 3 << 20;
+	uint8_t *data = malloc(len), *got = malloc(len);
+	struct transfer t = { NULL, data, len, 0 };
+	struct iovec iov = { data, len };
+	pthread_t th;
+	ssize_t n;
+
+	randombytes_buf(data, len);
+	pair_open(&p_shared, false);
+	/* Sent before the handshake can have finished: a blocking send,
+	 * like the kernel's, returns only when all 3 MiB are accepted. */
+	t.c = p_shared.server;
+	pthread_create(&th, NULL, receiver, &t);
+	n = conn_send(p_shared.client, &iov, 1, MSG_NOSIGNAL);
+	ck_assert_int_eq(n, (ssize_t)len);
+	pthread_join(th, NULL);
+	ck_assert_int_eq(t.result, (ssize_t)len);
+	ck_assert(memcmp(t.data, data, len) == 0);
+	free((void *)t.data);
+	pair_close(&p_shared);
+	free(data);
+	free(got);
 }
 END_TEST
 
@@ -434,6 +475,7 @@ main(void)
 	tcase_add_test(tc, transfer_one_byte_at_a_time_with_eagain_and_eintr);
 	tcase_add_test(tc, short_writes_and_rekeying);
 	tcase_add_test(tc, send_during_handshake_is_queued);
+	tcase_add_test(tc, blocking_send_larger_than_the_queue_is_taken_whole);
 	tcase_add_test(tc, corrupted_record_is_rejected);
 	tcase_add_test(tc, truncation_is_detected);
 	tcase_add_test(tc, missing_credentials_fail_closed);
