@@ -12,6 +12,8 @@
 #include <wolfssl/options.h>
 #include <wolfssl/ssl.h>
 #include <wolfssl/openssl/x509v3.h>
+#include <wolfssl/wolfcrypt/asn_public.h>
+#include <wolfssl/wolfcrypt/ecc.h>
 
 #include <sodium.h>
 
@@ -159,6 +161,39 @@ x509_uri(WOLFSSL_X509 *x509, char *uri, size_t urilen)
 	return found == 1 ? 0 : -ENOENT;
 }
 
+bool
+handshake_key_matches(const uint8_t *crt, size_t crtlen, const uint8_t *key,
+    size_t keylen)
+{
+	unsigned char a[1024], b[1024], *der;
+	int alen = sizeof(a), blen = -1, dlen;
+	WOLFSSL_X509 *x509;
+	word32 idx = 0;
+	ecc_key ecc;
+
+	if ((der = sodium_malloc(keylen)) == NULL)
+		return false;
+	dlen = wc_KeyPemToDer(key, (int)keylen, der, (int)keylen, NULL);
+	if (dlen > 0 && wc_ecc_init(&ecc) == 0) {
+		if (wc_EccPrivateKeyDecode(der, &idx, &ecc, (word32)dlen) == 0 &&
+		    (ecc.type != ECC_PRIVATEKEY_ONLY ||
+		    wc_ecc_make_pub(&ecc, NULL) == 0))
+			blen = wc_EccPublicKeyToDer(&ecc, b, sizeof(b), 1);
+		wc_ecc_free(&ecc);
+	}
+	sodium_free(der);
+	if (blen <= 0)
+		return false;
+	x509 = wolfSSL_X509_load_certificate_buffer(crt, (int)crtlen,
+	    WOLFSSL_FILETYPE_PEM);
+	if (x509 == NULL)
+		return false;
+	if (wolfSSL_X509_get_pubkey_buffer(x509, a, &alen) != WOLFSSL_SUCCESS)
+		alen = -1;
+	wolfSSL_X509_free(x509);
+	return alen == blen && memcmp(a, b, (size_t)alen) == 0;
+}
+
 int
 handshake_uri_of_pem(const uint8_t *pem, size_t len, char *uri, size_t urilen)
 {
@@ -216,10 +251,6 @@ creds_ctx(bool client, const uint8_t *ca, size_t calen, const uint8_t *crt,
 	if (wolfSSL_CTX_use_PrivateKey_buffer(ctx, key, (long)keylen,
 	    WOLFSSL_FILETYPE_PEM) != WOLFSSL_SUCCESS) {
 		snprintf(err, errlen, "node.key is not a valid PEM private key");
-		goto err0;
-	}
-	if (wolfSSL_CTX_check_private_key(ctx) != WOLFSSL_SUCCESS) {
-		snprintf(err, errlen, "node.key does not match node.crt");
 		goto err0;
 	}
 	wolfSSL_CTX_set_verify(ctx, WOLFSSL_VERIFY_PEER |
@@ -294,6 +325,11 @@ creds_load(char *err, size_t errlen)
 	    read_cred_file(config.dir, "node.key", true, &key, &keylen, err,
 	    errlen))
 		goto err1;
+	if (!handshake_key_matches(crt, crtlen, key, keylen)) {
+		snprintf(err, errlen, "%s/node.key does not match %s/node.crt",
+		    config.dir, config.dir);
+		goto err1;
+	}
 	if (handshake_uri_of_pem(crt, crtlen, uri, sizeof(uri)) != 0 ||
 	    uri_cluster(uri, c->cluster, sizeof(c->cluster)) != 0) {
 		snprintf(err, errlen, "%s/node.crt has no spiffe:// URI naming "

@@ -79,6 +79,14 @@ const char *handshake_suite(struct handshake *hs);
 void handshake_free(struct handshake *hs);
 
 /*
+ * handshake_key_matches(crt, crtlen, key, keylen):
+ * Does the PEM private key belong to the PEM certificate? Compares the
+ * public keys (wolfSSL's own check does not catch a wrong ECC key).
+ */
+bool handshake_key_matches(const uint8_t *crt, size_t crtlen,
+    const uint8_t *key, size_t keylen);
+
+/*
  * handshake_uri_of_pem(pem, len, uri, urilen):
  * The URI SAN of a PEM certificate (shared with tlshim-keys show).
  * Returns 0, or -ENOENT when it has none, -EINVAL when not a certificate.

@@ -34,6 +34,8 @@ enum keys_exit {
 /* One subcommand: int main(int argc, char **argv) with argv[0] its name. */
 int keys_init_main(int argc, char **argv);
 int keys_issue_main(int argc, char **argv);
+int keys_pin_main(int argc, char **argv);
+int keys_show_main(int argc, char **argv);
 
 /* Print "tlshim-keys: " and the message to stderr; returns ${code}. */
 int keys_fail(int code, const char *fmt, ...)

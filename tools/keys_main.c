@@ -16,6 +16,8 @@ static const struct {
 } subcommands[] = {
 	{ "init", keys_init_main, "create a cluster CA" },
 	{ "issue", keys_issue_main, "issue a node's key and certificate" },
+	{ "pin", keys_pin_main, "print the CA's public key pin" },
+	{ "show", keys_show_main, "describe the credentials in a directory" },
 };
 
 static void

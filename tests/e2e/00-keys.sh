@@ -49,4 +49,30 @@ expect 3 "existing node files" "$KEYS" issue --ca ca --node n1 --out n1
 cmp -s ca/ca.key loose/ca.key || fail "a refused init changed the CA key"
 expect 0 "forced reissue" "$KEYS" issue --ca ca --node n1 --out n1 --force
 "$KEYS" --help | grep -q "exit codes" || fail "--help lacks exit codes"
+
+# show: what a credential directory holds, and whether it is usable.
+expect 0 "show a node" "$KEYS" show n1
+grep -q "identity     spiffe://lab/node/n1" out || fail "show: no identity"
+grep -q "verifies     yes" out || fail "show: no verification"
+grep -q "key matches  yes" out || fail "show: no key check"
+grep -q "days left    7" out || fail "show: days left"
+expect 0 "show the CA" "$KEYS" show ca
+grep -q "is a CA      yes" out || fail "show: the CA"
+"$KEYS" issue --ca ca --node other --out other >/dev/null
+cp -r n1 mixed
+cp other/node.key mixed/node.key
+expect 2 "show a mismatched key" "$KEYS" show mixed
+grep -q "node.key does not match" err || fail "show: mismatch unclear"
+cp -r n1 foreign
+"$KEYS" init --dir ca2 --name lab >/dev/null
+cp ca2/ca.crt foreign/ca.crt
+expect 2 "show against another CA" "$KEYS" show foreign
+grep -q "does not verify" err || fail "show: foreign CA unclear"
+
+# pin: sha256 of the CA's SubjectPublicKeyInfo, as openssl computes it.
+expect 0 "pin" "$KEYS" pin --ca ca
+want="sha256:$(openssl x509 -in ca/ca.crt -pubkey -noout |
+    openssl pkey -pubin -outform der | sha256sum | cut -d' ' -f1)"
+[ "$(cat out)" = "$want" ] || fail "pin $(cat out) differs from $want"
+expect 2 "pin of a missing CA" "$KEYS" pin --ca nowhere
 exit 0

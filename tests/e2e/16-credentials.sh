@@ -40,6 +40,12 @@ printf 'garbage' >"$T/b/node.crt"
 [ -z "$(echo_once corrupt)" ] || fail "a connection succeeded with corrupt credentials"
 grep -q "node.crt" "$T/b.log" || fail "corruption not logged"
 
+# A key that belongs to another certificate.
+"$KEYS" issue --ca "$T/ca" --node b --out "$T/b" --force >/dev/null
+cp "$T/a/node.key" "$T/b/node.key"
+[ -z "$(echo_once mismatched)" ] || fail "a connection succeeded with a wrong key"
+grep -q "node.key does not match" "$T/b.log" || fail "wrong key not logged"
+
 # Repaired: new connections work again.
 "$KEYS" issue --ca "$T/ca" --node b --out "$T/b" --force >/dev/null
 [ "$(echo_once repaired)" = repaired ] || fail "no recovery after repair"

@@ -66,6 +66,9 @@ dated expired 20200101000000Z 20200201000000Z
 dated future 20400101000000Z 20410101000000Z
 refused "an expired certificate" expired
 refused "a not yet valid certificate" future
+# tlshim-keys show says why before any connection is tried.
+"$KEYS" show "$T/expired" >/dev/null 2>"$T/show.err" && fail "show accepted an expired certificate"
+grep -q "has expired" "$T/show.err" || fail "show: expiry unclear"
 
 # A peer killed in the middle of a transfer: an error, never a short
 # stream that looks complete.
