@@ -191,7 +191,7 @@ handshake_key_matches(const uint8_t *crt, size_t crtlen, const uint8_t *key,
 	if (wolfSSL_X509_get_pubkey_buffer(x509, a, &alen) != WOLFSSL_SUCCESS)
 		alen = -1;
 	wolfSSL_X509_free(x509);
-	return alen == blen && memcmp(a, b, (size_t)alen) == 0;
+	return alen == blen && sodium_memcmp(a, b, (size_t)alen) == 0;
 }
 
 int
@@ -657,6 +657,7 @@ handshake_export(struct handshake *hs, enum rec_cipher *cipher,
 		snprintf(hs->error, sizeof(hs->error), "no ALPN protocol agreed");
 		return -EPROTO;
 	}
+	/* Public protocol names: an ordinary compare. */
 	if (protolen == strlen(ALPN_AES) && memcmp(proto, ALPN_AES, protolen) == 0)
 		*cipher = REC_AES256GCM;
 	else if (protolen == strlen(ALPN_CHACHA) &&
