@@ -7,6 +7,7 @@
 #undef _FORTIFY_SOURCE
 #include <errno.h>
 #include <limits.h>
+#include <stdbool.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
 #include <unistd.h>
@@ -163,21 +164,32 @@ readv(int fd, const struct iovec *iov, int iovcnt)
 	HOOK_RETURN(ssize_t, recv_iov(fd, iov, iovcnt, 0));
 }
 
-/* Several messages in one call: on a protected socket each goes through
+/*
+ * Several messages in one call: on a protected socket each goes through
  * the record layer, with the kernel's partial-success convention (the
- * count of messages done if any, else the error). */
-EXPORT int
-sendmmsg(int fd, struct mmsghdr *msgs, unsigned int n, int flags)
+ * count of messages done if any, else the error). For receiving, only the
+ * first message may wait (MSG_WAITFORONE's meaning), an end of stream ends
+ * the batch, and recvmmsg's timeout is not applied (the kernel documents
+ * it as unreliable).
+ */
+static int
+mmsg_each(int fd, struct mmsghdr *msgs, unsigned int n, int flags,
+    bool receiving)
 {
 	unsigned int i;
 
-	if (!fdtab_has(fd))
-		return REAL(sendmmsg)(fd, msgs, n, flags);
 	for (i = 0; i < n; i++) {
-		ssize_t rc = msgs[i].msg_hdr.msg_iovlen > IOV_MAX ? -EMSGSIZE :
-		    send_iov(fd, msgs[i].msg_hdr.msg_iov,
-		    (int)msgs[i].msg_hdr.msg_iovlen, flags);
+		struct msghdr *h = &msgs[i].msg_hdr;
+		ssize_t rc;
 
+		if (h->msg_iovlen > IOV_MAX)
+			rc = -EMSGSIZE;
+		else if (!receiving)
+			rc = send_iov(fd, h->msg_iov, (int)h->msg_iovlen, flags);
+		else
+			rc = recv_iov(fd, h->msg_iov, (int)h->msg_iovlen,
+			    (i > 0 ? flags | MSG_DONTWAIT : flags) &
+			    ~MSG_WAITFORONE);
 		if (rc < 0) {
 			if (i > 0)
 				return (int)i;
@@ -185,41 +197,32 @@ sendmmsg(int fd, struct mmsghdr *msgs, unsigned int n, int flags)
 			return -1;
 		}
 		msgs[i].msg_len = (unsigned int)rc;
+		if (receiving) {
+			h->msg_namelen = 0;
+			h->msg_controllen = 0;
+			h->msg_flags = 0;
+			if (rc == 0)
+				return (int)i + 1;
+		}
 	}
 	return (int)n;
+}
+
+EXPORT int
+sendmmsg(int fd, struct mmsghdr *msgs, unsigned int n, int flags)
+{
+	if (!fdtab_has(fd))
+		return REAL(sendmmsg)(fd, msgs, n, flags);
+	return mmsg_each(fd, msgs, n, flags, false);
 }
 
 EXPORT int
 recvmmsg(int fd, struct mmsghdr *msgs, unsigned int n, int flags,
     struct timespec *timeout)
 {
-	unsigned int i;
-
 	if (!fdtab_has(fd))
 		return REAL(recvmmsg)(fd, msgs, n, flags, timeout);
-	/* Only the first message may wait (MSG_WAITFORONE's meaning); the
-	 * timeout is not applied, as the kernel documents it unreliable. */
-	for (i = 0; i < n; i++) {
-		ssize_t rc = msgs[i].msg_hdr.msg_iovlen > IOV_MAX ? -EMSGSIZE :
-		    recv_iov(fd, msgs[i].msg_hdr.msg_iov,
-		    (int)msgs[i].msg_hdr.msg_iovlen,
-		    i > 0 ? (flags | MSG_DONTWAIT) & ~MSG_WAITFORONE :
-		    flags & ~MSG_WAITFORONE);
-
-		if (rc < 0) {
-			if (i > 0)
-				return (int)i;
-			errno = (int)-rc;
-			return -1;
-		}
-		msgs[i].msg_len = (unsigned int)rc;
-		msgs[i].msg_hdr.msg_namelen = 0;
-		msgs[i].msg_hdr.msg_controllen = 0;
-		msgs[i].msg_hdr.msg_flags = 0;
-		if (rc == 0)
-			return (int)i + 1;
-	}
-	return (int)n;
+	return mmsg_each(fd, msgs, n, flags, true);
 }
 
 /* Fortified variants: libc's own check (and abort on overflow, the

@@ -83,6 +83,16 @@ capture_stop
 cmp -s "$T/data" "$T/sf" || fail "sendfile: bytes altered"
 capture_has sendfile "$MARKER" && fail "sendfile put plaintext on the wire"
 
+# sendmmsg and recvmmsg go through the record layer too.
+capture_start mmsg
+bg on_b $(shim b) /usr/bin/python3 tests/progs/mmsg.py server 7005
+wait_port_or_fail b 7005
+on_a $(shim a) /usr/bin/python3 tests/progs/mmsg.py client $IP_B 7005 ||
+    fail "sendmmsg client failed"
+wait_bg 20 || fail "recvmmsg server failed"
+capture_stop
+capture_has mmsg aaaaabbbbb && fail "sendmmsg put plaintext on the wire"
+
 grep -q "protected as server, peer spiffe://e2e/node/a" "$T/b.log" ||
     fail "b's log does not show protected connections from a"
 grep -q "protected as client, peer spiffe://e2e/node/b" "$T/a.log" ||
