@@ -16,23 +16,25 @@ openssl x509 -in "$dir/node.crt" -noout -ext subjectAltName |
 "$KEYS" issue --ca "$T/ca" --node gpu18 --job 4242 --out "$T/peer" >/dev/null
 "$KEYS" issue --ca "$T/ca" --node gpu19 --job 999 --out "$T/other" >/dev/null
 export TLSHIM_LOOPBACK=1 TLSHIM_JOB=4242 TLSHIM_LOG=info
-LD_PRELOAD=$LIB TLSHIM=1 TLSHIM_DIR="$dir" TLSHIM_LOG_FILE="$T/srv.log" \
-    timeout 10 socat -u TCP4-LISTEN:7600,bind=127.0.0.1,reuseaddr \
-    OPEN:"$T/got",creat &
-srv=$!
-i=0
-until ss -ltnH "sport = :7600" | grep -q . || [ $i -gt 100 ]; do sleep 0.05; i=$((i+1)); done
+# serve_once PORT FILE: a one-shot server with the job's credentials.
+serve_once() {
+	LD_PRELOAD=$LIB TLSHIM=1 TLSHIM_DIR="$dir" TLSHIM_LOG_FILE="$T/srv.log" \
+	    timeout 10 socat -u TCP4-LISTEN:$1,bind=127.0.0.1,reuseaddr \
+	    OPEN:"$2",creat &
+	srv=$!
+	i=0
+	until ss -ltnH "sport = :$1" | grep -q . || [ $i -gt 100 ]; do
+		sleep 0.05
+		i=$((i + 1))
+	done
+}
+serve_once 7600 "$T/got"
 echo "from the same job" | LD_PRELOAD=$LIB TLSHIM=1 TLSHIM_DIR="$T/peer" \
     TLSHIM_LOG_FILE="$T/cli.log" socat -u - TCP4:127.0.0.1:7600 ||
     fail "a peer of the same job was refused"
 wait $srv || true
 grep -q "from the same job" "$T/got" || { cat "$T/srv.log" "$T/cli.log"; fail "same-job transfer failed"; }
-LD_PRELOAD=$LIB TLSHIM=1 TLSHIM_DIR="$dir" TLSHIM_LOG_FILE="$T/srv.log" \
-    timeout 10 socat -u TCP4-LISTEN:7601,bind=127.0.0.1,reuseaddr \
-    OPEN:"$T/got2",creat &
-srv=$!
-i=0
-until ss -ltnH "sport = :7601" | grep -q . || [ $i -gt 100 ]; do sleep 0.05; i=$((i+1)); done
+serve_once 7601 "$T/got2"
 echo "from another job" | LD_PRELOAD=$LIB TLSHIM=1 TLSHIM_DIR="$T/other" \
     TLSHIM_LOG_FILE="$T/cli.log" TLSHIM_JOB=999 socat -u - \
     TCP4:127.0.0.1:7601 2>/dev/null || true
