@@ -194,19 +194,31 @@ handshake_key_matches(const uint8_t *crt, size_t crtlen, const uint8_t *key,
 	return alen == blen && sodium_memcmp(a, b, (size_t)alen) == 0;
 }
 
-int
-handshake_uri_of_pem(const uint8_t *pem, size_t len, char *uri, size_t urilen)
+static int
+uri_of_buffer(const uint8_t *buf, size_t len, int format, char *uri,
+    size_t urilen)
 {
 	WOLFSSL_X509 *x509;
 	int rc;
 
-	x509 = wolfSSL_X509_load_certificate_buffer(pem, (int)len,
-	    WOLFSSL_FILETYPE_PEM);
+	x509 = wolfSSL_X509_load_certificate_buffer(buf, (int)len, format);
 	if (x509 == NULL)
 		return -EINVAL;
 	rc = x509_uri(x509, uri, urilen);
 	wolfSSL_X509_free(x509);
 	return rc;
+}
+
+int
+handshake_uri_of_pem(const uint8_t *pem, size_t len, char *uri, size_t urilen)
+{
+	return uri_of_buffer(pem, len, WOLFSSL_FILETYPE_PEM, uri, urilen);
+}
+
+int
+handshake_uri_of_der(const uint8_t *der, size_t len, char *uri, size_t urilen)
+{
+	return uri_of_buffer(der, len, WOLFSSL_FILETYPE_ASN1, uri, urilen);
 }
 
 /* Split "spiffe://CLUSTER/..." at CLUSTER. */

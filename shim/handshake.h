@@ -87,11 +87,13 @@ bool handshake_key_matches(const uint8_t *crt, size_t crtlen,
     const uint8_t *key, size_t keylen);
 
 /*
- * handshake_uri_of_pem(pem, len, uri, urilen):
- * The URI SAN of a PEM certificate (shared with tlshim-keys show).
+ * handshake_uri_of_pem(pem, len, uri, urilen), handshake_uri_of_der(...):
+ * The URI SAN of a PEM or DER certificate (shared with tlshim-keys).
  * Returns 0, or -ENOENT when it has none, -EINVAL when not a certificate.
  */
 int handshake_uri_of_pem(const uint8_t *pem, size_t len, char *uri,
+    size_t urilen);
+int handshake_uri_of_der(const uint8_t *der, size_t len, char *uri,
     size_t urilen);
 
 #endif

@@ -22,7 +22,14 @@ enum keys_exit {
 	KEYS_FILE = 2,		/* missing, unreadable, corrupt or unsafe file */
 	KEYS_EXISTS = 3,	/* would overwrite an existing key or cert */
 	KEYS_CRYPTO = 4,	/* key or certificate generation failed */
+	KEYS_DENIED = 5,	/* the enrollment server refused the request */
+	KEYS_NETWORK = 6,	/* server unreachable, timed out or not speaking
+				 * the enrollment protocol */
+	KEYS_PIN = 7,		/* the server's CA does not match the pin */
 };
+
+/* "sha256:" and 64 hex digits, NUL. */
+#define KEYS_PIN_SIZE 72
 
 #define KEYS_DEFAULT_CA_DAYS 3650
 #define KEYS_DEFAULT_NODE_DAYS 7
@@ -36,6 +43,11 @@ int keys_init_main(int argc, char **argv);
 int keys_issue_main(int argc, char **argv);
 int keys_pin_main(int argc, char **argv);
 int keys_show_main(int argc, char **argv);
+int keys_token_main(int argc, char **argv);
+int keys_serve_main(int argc, char **argv);
+int keys_join_main(int argc, char **argv);
+int keys_renew_main(int argc, char **argv);
+int keys_revoke_main(int argc, char **argv);
 
 /* Print "tlshim-keys: " and the message to stderr; returns ${code}. */
 int keys_fail(int code, const char *fmt, ...)
@@ -46,6 +58,16 @@ bool keys_name_ok(const char *s);
 
 /* keys_parse_days(s, out): whole days, 1 to 36500. Returns 0 or -1. */
 int keys_parse_days(const char *s, int *out);
+
+/*
+ * keys_parse_duration(s, out): "90s", "30m", "12h", "7d" (a bare number
+ * is seconds) to seconds, 1 s to 100 years. Returns 0 or -1.
+ */
+int keys_parse_duration(const char *s, long *out);
+
+/* keys_check_list(list, ip, max): a comma-separated list of at most
+ * ${max} IP addresses (${ip}) or DNS names; 0, or a usage error printed. */
+int keys_check_list(const char *list, bool ip, int max);
 
 /*
  * keys_read_file(path, is_private, buf, len):
@@ -83,11 +105,79 @@ int keys_ecc_new(WC_RNG *rng, ecc_key *key);
 /* keys_ecc_from_pem(pem, len, key): load a private key. 0 or -1. */
 int keys_ecc_from_pem(const uint8_t *pem, size_t len, ecc_key *key);
 
-/* keys_set_validity(cert, days): NotBefore back-dated, NotAfter in
- * ${days}; 0 or -1. */
-int keys_set_validity(Cert *cert, int days);
+/* keys_set_validity(cert, seconds): NotBefore back-dated, NotAfter in
+ * ${seconds}; 0 or -1. */
+int keys_set_validity(Cert *cert, long seconds);
 
 /* keys_set_serial(cert, rng): a random positive 16-byte serial. */
 int keys_set_serial(Cert *cert, WC_RNG *rng);
+
+/* A loaded cluster CA (keys_cert.c). */
+struct keys_ca {
+	char dir[4096];
+	uint8_t *crt_pem;
+	size_t crt_len;
+	uint8_t der[4096];
+	int der_len;
+	char cluster[128];
+	char pin[KEYS_PIN_SIZE];
+	ecc_key key;
+	bool loaded;
+};
+
+/* keys_ca_load(dir, ca): ca.crt and ca.key of CA_DIR ${dir}, checked to
+ * belong together. KEYS_OK, or an exit code with the reason printed. */
+int keys_ca_load(const char *dir, struct keys_ca *ca);
+
+/* keys_ca_free(ca): wipe the CA key; NULL or a failed load is a no-op. */
+void keys_ca_free(struct keys_ca *ca);
+
+/* keys_pin_of_der(der, len, pin): the "sha256:<hex>" pin of a DER
+ * certificate's SubjectPublicKeyInfo. 0 or -1. */
+int keys_pin_of_der(const uint8_t *der, size_t len, char pin[KEYS_PIN_SIZE]);
+
+/* keys_identity(cluster, job, node, uri, len): the node's identity URI,
+ * spiffe://CLUSTER/[job/JOB/]node/NODE. 0 or -1 when too long. */
+int keys_identity(const char *cluster, const char *job, const char *node,
+    char *uri, size_t len);
+
+/* What a certificate is issued for; the CA decides every field. */
+struct keys_request {
+	const char *node;
+	const char *job;	/* NULL: not bound to a job */
+	const char *ips;	/* comma-separated, or NULL */
+	const char *dns;	/* comma-separated, or NULL */
+	long seconds;		/* validity from now */
+};
+
+/*
+ * keys_cert_make(ca, node_key, req, rng, der, derlen):
+ * Sign a node certificate for the public key ${node_key}: one URI SAN
+ * identity plus the IP and DNS SANs, not a CA, server and client auth,
+ * NotBefore back-dated. ${derlen} holds the capacity and receives the
+ * length. Records the certificate in CA_DIR/issued. 0 or -1.
+ */
+int keys_cert_make(struct keys_ca *ca, ecc_key *node_key,
+    const struct keys_request *req, WC_RNG *rng, uint8_t *der, size_t *derlen);
+
+/* keys_cert_record(ca, der, len): keep a copy in CA_DIR/issued/SERIAL.crt
+ * for 'revoke --node' and the name check of 'serve'. */
+void keys_cert_record(const struct keys_ca *ca, const uint8_t *der,
+    size_t len);
+
+/* One certificate the CA issued. */
+struct keys_issued {
+	uint8_t serial[64];
+	size_t serial_len;
+	char serial_hex[129];
+	char uri[256];
+	char key_pin[KEYS_PIN_SIZE];
+	bool expired;
+};
+
+/* keys_issued_each(ca_dir, visit, arg): call ${visit} for each recorded
+ * certificate until it returns non-zero (returned). -1 on a bad dir. */
+int keys_issued_each(const char *ca_dir,
+    int (*visit)(const struct keys_issued *, void *), void *arg);
 
 #endif

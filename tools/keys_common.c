@@ -61,6 +61,33 @@ keys_parse_days(const char *s, int *out)
 }
 
 int
+keys_parse_duration(const char *s, long *out)
+{
+	char *end;
+	long v, unit = 1;
+
+	if (s == NULL || *s < '0' || *s > '9')
+		return -1;
+	errno = 0;
+	v = strtol(s, &end, 10);
+	if (errno)
+		return -1;
+	switch (*end) {
+	case '\0': case 's': unit = 1; break;
+	case 'm': unit = 60; break;
+	case 'h': unit = 3600; break;
+	case 'd': unit = 86400; break;
+	default: return -1;
+	}
+	if (*end != '\0' && end[1] != '\0')
+		return -1;
+	if (v < 1 || v > 36500L * 86400 / unit)
+		return -1;
+	*out = v * unit;
+	return 0;
+}
+
+int
 keys_read_file(const char *path, bool is_private, uint8_t **buf, size_t *len)
 {
 	struct stat st;
@@ -276,18 +303,19 @@ der_gentime(time_t t, uint8_t out[CTC_DATE_SIZE], int *len)
 }
 
 int
-keys_set_validity(Cert *cert, int days)
+keys_set_validity(Cert *cert, long seconds)
 {
 	time_t now = time(NULL);
 	time_t before = now - KEYS_BACKDATE_SECONDS;
-	time_t after = now + (time_t)days * 86400;
+	time_t after = now + (time_t)seconds;
+	long days = seconds / 86400;
 
 	if (der_utctime(before, cert->beforeDate, &cert->beforeDateSz) != 0)
 		return -1;
 	if (der_utctime(after, cert->afterDate, &cert->afterDateSz) != 0 &&
 	    der_gentime(after, cert->afterDate, &cert->afterDateSz) != 0)
 		return -1;
-	cert->daysValid = days;
+	cert->daysValid = days > 0 ? (int)days : 1;
 	return 0;
 }
 

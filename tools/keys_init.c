@@ -100,7 +100,8 @@ keys_init_main(int argc, char **argv)
 	snprintf(cert.subject.org, CTC_NAME_SIZE, "%s", name);
 	snprintf(uri, sizeof(uri), "spiffe://%s/ca", name);
 	if ((n = ca_san(uri, cert.altNames, sizeof(cert.altNames))) < 0 ||
-	    keys_set_validity(&cert, days) || keys_set_serial(&cert, &rng) ||
+	    keys_set_validity(&cert, days * 86400L) ||
+	    keys_set_serial(&cert, &rng) ||
 	    wc_SetKeyUsage(&cert, "keyCertSign,cRLSign") != 0 ||
 	    wc_SetSubjectKeyIdFromPublicKey_ex(&cert, ECC_TYPE, &key) != 0) {
 		keys_fail(KEYS_CRYPTO, "cannot prepare the CA certificate");
