@@ -34,9 +34,14 @@
 /* Credentials loaded from the configured directory, shared by every
  * handshake of the process, with what identified the files when loaded
  * (renewed files are picked up by the next handshake). */
-#define CRED_FILES 3
+#define CRED_FILES 4
+#define CRED_REQUIRED 3	/* crl.pem is optional */
 static const char *const cred_names[CRED_FILES] = { "ca.crt", "node.crt",
-    "node.key" };
+    "node.key", "crl.pem" };
+/* Renewal replaces files one by one: a load that saw them change
+ * underneath is repeated, a few times, before the connection fails. */
+#define CRED_LOAD_TRIES 5
+#define CRED_LOAD_PAUSE_NS (20 * 1000 * 1000)
 
 struct creds {
 	WOLFSSL_CTX *client;
@@ -284,8 +289,11 @@ creds_stat(const char *dir, struct stat st[CRED_FILES])
 
 	for (i = 0; i < CRED_FILES; i++) {
 		snprintf(path, sizeof(path), "%s/%s", dir, cred_names[i]);
-		if (stat(path, &st[i]) != 0)
-			return -1;
+		if (stat(path, &st[i]) != 0) {
+			if (i < CRED_REQUIRED || errno != ENOENT)
+				return -1;
+			memset(&st[i], 0, sizeof(st[i]));	/* absent */
+		}
 	}
 	return 0;
 }
@@ -307,6 +315,23 @@ creds_current(const struct creds *c, const struct stat st[CRED_FILES])
 	return true;
 }
 
+/* Whether the files changed since ${st} was taken; takes the new state. */
+static bool
+creds_changed(struct stat st[CRED_FILES])
+{
+	struct stat now[CRED_FILES];
+	struct creds probe;
+
+	if (creds_stat(config.dir, now) != 0)
+		return false;
+	snprintf(probe.dir, sizeof(probe.dir), "%s", config.dir);
+	memcpy(probe.files, st, sizeof(probe.files));
+	if (creds_current(&probe, now))
+		return false;
+	memcpy(st, now, sizeof(now));
+	return true;
+}
+
 /* Sessions hold their own references to a context: live connections
  * keep working after their credentials are replaced. */
 static void
@@ -317,6 +342,38 @@ creds_free(struct creds *c)
 	wolfSSL_CTX_free(c->client);
 	wolfSSL_CTX_free(c->server);
 	free(c);
+}
+
+/* With crl.pem present, both contexts refuse peers it lists; a CRL that
+ * does not load (corrupt, not signed by ca.crt) fails closed. */
+static int
+creds_load_crl(struct creds *c, char *err, size_t errlen)
+{
+	char path[PATH_MAX + 32];
+	uint8_t *crl = NULL;
+	size_t len = 0;
+	int rc = 0;
+
+	snprintf(path, sizeof(path), "%s/crl.pem", config.dir);
+	if (access(path, F_OK) != 0)
+		return 0;
+	if (read_cred_file(config.dir, "crl.pem", false, &crl, &len, err,
+	    errlen) != 0)
+		return -1;
+	if (wolfSSL_CTX_EnableCRL(c->client, WOLFSSL_CRL_CHECK) !=
+	    WOLFSSL_SUCCESS ||
+	    wolfSSL_CTX_EnableCRL(c->server, WOLFSSL_CRL_CHECK) !=
+	    WOLFSSL_SUCCESS ||
+	    wolfSSL_CTX_LoadCRLBuffer(c->client, crl, (long)len,
+	    WOLFSSL_FILETYPE_PEM) != WOLFSSL_SUCCESS ||
+	    wolfSSL_CTX_LoadCRLBuffer(c->server, crl, (long)len,
+	    WOLFSSL_FILETYPE_PEM) != WOLFSSL_SUCCESS) {
+		snprintf(err, errlen, "%s is not a CRL of ca.crt that wolfSSL "
+		    "accepts", path);
+		rc = -1;
+	}
+	sodium_free(crl);
+	return rc;
 }
 
 static struct creds *
@@ -354,6 +411,8 @@ creds_load(char *err, size_t errlen)
 	if ((c->server = creds_ctx(false, ca, calen, crt, crtlen, key, keylen,
 	    err, errlen)) == NULL)
 		goto err1;
+	if (creds_load_crl(c, err, errlen) != 0)
+		goto err1;
 	snprintf(c->dir, sizeof(c->dir), "%s", config.dir);
 	sodium_free(ca);
 	sodium_free(crt);
@@ -363,6 +422,8 @@ creds_load(char *err, size_t errlen)
 err1:
 	if (c->client != NULL)
 		wolfSSL_CTX_free(c->client);
+	if (c->server != NULL)
+		wolfSSL_CTX_free(c->server);
 	sodium_free(ca);
 	sodium_free(crt);
 	sodium_free(key);
@@ -485,9 +546,17 @@ handshake_new(int fd, bool is_client, char *err, size_t errlen)
 	if (creds_loaded == NULL || !creds_current(creds_loaded, st)) {
 		bool reload = creds_loaded != NULL;
 
+		int tries = 0;
+
 		wolfSSL_Init();
 		creds_free(creds_loaded);
-		if ((creds_loaded = creds_load(err, errlen)) != NULL) {
+		while ((creds_loaded = creds_load(err, errlen)) == NULL &&
+		    ++tries < CRED_LOAD_TRIES && creds_changed(st)) {
+			struct timespec pause = { 0, CRED_LOAD_PAUSE_NS };
+
+			nanosleep(&pause, NULL);
+		}
+		if (creds_loaded != NULL) {
 			memcpy(creds_loaded->files, st, sizeof(st));
 			if (reload)
 				log_msg(LOG_INFO, "credentials in %s changed: new "
@@ -613,7 +682,10 @@ handshake_step(struct handshake *hs)
 		    sizeof(detail));
 		snprintf(hs->error, sizeof(hs->error), "TLS handshake failed: %s "
 		    "(%d)%s", detail, err, err == -308 || err == -312 ||
-		    err == -323 ? "; is the peer running tlshim?" : "");
+		    err == -323 ? "; is the peer running tlshim?" :
+		    err == CRL_CERT_REVOKED ? "; the peer's certificate is "
+		    "revoked (crl.pem)" : err == CRL_CERT_DATE_ERR ? "; crl.pem "
+		    "is out of date: write a new one (tlshim-keys revoke)" : "");
 		return -EPROTO;
 	}
 	/* Guard: the handshake must end on a record boundary with nothing

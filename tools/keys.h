@@ -36,7 +36,7 @@ enum keys_exit {
 /* NotBefore goes back this far so that nodes with slow clocks accept a
  * certificate issued seconds ago. */
 #define KEYS_BACKDATE_SECONDS (10 * 60)
-#define KEYS_FILE_MAX (64 * 1024)
+#define KEYS_FILE_MAX (1024 * 1024)
 
 /* One subcommand: int main(int argc, char **argv) with argv[0] its name. */
 int keys_init_main(int argc, char **argv);
@@ -165,6 +165,10 @@ int keys_cert_make(struct keys_ca *ca, ecc_key *node_key,
 void keys_cert_record(const struct keys_ca *ca, const uint8_t *der,
     size_t len);
 
+/* keys_cert_ips(pem, len, csv, csvlen): the IP SANs of a PEM certificate,
+ * comma-separated (renewal keeps them). 0 or -1. */
+int keys_cert_ips(const uint8_t *pem, size_t len, char *csv, size_t csvlen);
+
 /* One certificate the CA issued. */
 struct keys_issued {
 	uint8_t serial[64];
@@ -179,5 +183,42 @@ struct keys_issued {
  * certificate until it returns non-zero (returned). -1 on a bad dir. */
 int keys_issued_each(const char *ca_dir,
     int (*visit)(const struct keys_issued *, void *), void *arg);
+
+/* Enrollment tokens (keys_token.c), stored as CA_DIR/tokens/ID holding
+ * the SHA-256 of the secret, the expiry, the uses and who used them. */
+#define KEYS_TOKEN_USES_MAX 8192
+
+struct keys_token_claim {
+	char id[17];
+	char job[64];		/* "" when not bound to a job */
+	bool repeat;		/* this node and key already used it */
+};
+
+/*
+ * keys_token_check(ca_dir, token, node, key_pin, claim, code, why, whylen):
+ * Whether ${token} lets ${node} with public key ${key_pin} enroll now.
+ * Returns 0 with ${claim} filled, or -1 with a protocol error code
+ * (token-invalid, token-expired, token-used, name-not-allowed) in
+ * ${code} (32 bytes) and a message for the operator in ${why}. The secret
+ * is compared in constant time and never printed.
+ */
+int keys_token_check(const char *ca_dir, const char *token, const char *node,
+    const char *key_pin, struct keys_token_claim *claim, char *code,
+    char *why, size_t whylen);
+
+/* keys_token_spend(ca_dir, claim, node, key_pin): record the use (a
+ * repeat costs nothing). 0 or -1. */
+int keys_token_spend(const char *ca_dir, const struct keys_token_claim *claim,
+    const char *node, const char *key_pin);
+
+/* Revocation (keys_revoke.c): CA_DIR/revoked lists "SERIALHEX UNIXTIME"
+ * lines; CA_DIR/crl.pem is the signed list nodes load. */
+
+/* keys_revoked_has(ca_dir, serial_hex): whether the serial is revoked. */
+bool keys_revoked_has(const char *ca_dir, const char *serial_hex);
+
+/* keys_crl_der(ca_dir, der, len): CA_DIR/crl.pem as DER in a new buffer;
+ * 0, or -1 when there is none or it is unreadable. */
+int keys_crl_der(const char *ca_dir, uint8_t **der, size_t *len);
 
 #endif

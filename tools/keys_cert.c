@@ -16,6 +16,7 @@
 #include <sodium.h>
 #include <wolfssl/options.h>
 #include <wolfssl/ssl.h>
+#include <wolfssl/openssl/x509v3.h>
 
 #include "../shim/handshake.h"
 #include "keys.h"
@@ -352,4 +353,42 @@ keys_issued_each(const char *ca_dir,
 	}
 	closedir(d);
 	return rc;
+}
+
+int
+keys_cert_ips(const uint8_t *pem, size_t len, char *csv, size_t csvlen)
+{
+	WOLFSSL_X509 *x509;
+	WOLFSSL_STACK *names;
+	int i, n;
+
+	csv[0] = '\0';
+	x509 = wolfSSL_X509_load_certificate_buffer(pem, (int)len,
+	    WOLFSSL_FILETYPE_PEM);
+	if (x509 == NULL)
+		return -1;
+	names = wolfSSL_X509_get_ext_d2i(x509, NID_subject_alt_name, NULL, NULL);
+	n = names ? wolfSSL_sk_GENERAL_NAME_num(names) : 0;
+	for (i = 0; i < n; i++) {
+		WOLFSSL_GENERAL_NAME *gn = wolfSSL_sk_GENERAL_NAME_value(names, i);
+		char ip[INET6_ADDRSTRLEN];
+		const unsigned char *d;
+		int alen;
+
+		if (gn == NULL || gn->type != GEN_IPADD)
+			continue;
+		d = wolfSSL_ASN1_STRING_get0_data(gn->d.iPAddress);
+		alen = wolfSSL_ASN1_STRING_length(gn->d.iPAddress);
+		if ((alen != 4 && alen != 16) || inet_ntop(alen == 4 ? AF_INET :
+		    AF_INET6, d, ip, sizeof(ip)) == NULL ||
+		    strlen(csv) + strlen(ip) + 2 > csvlen)
+			continue;
+		if (csv[0] != '\0')
+			strcat(csv, ",");
+		strcat(csv, ip);
+	}
+	if (names != NULL)
+		wolfSSL_GENERAL_NAMES_free(names);
+	wolfSSL_X509_free(x509);
+	return 0;
 }

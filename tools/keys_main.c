@@ -18,6 +18,11 @@ static const struct {
 	{ "issue", keys_issue_main, "issue a node's key and certificate" },
 	{ "pin", keys_pin_main, "print the CA's public key pin" },
 	{ "show", keys_show_main, "describe the credentials in a directory" },
+	{ "token", keys_token_main, "make an enrollment token" },
+	{ "serve", keys_serve_main, "run the enrollment server" },
+	{ "join", keys_join_main, "enroll this node with the server" },
+	{ "renew", keys_renew_main, "renew this node's certificate" },
+	{ "revoke", keys_revoke_main, "revoke a node and write the CRL" },
 };
 
 static void
@@ -35,7 +40,10 @@ usage(FILE *out)
 	    "  1  bad arguments\n"
 	    "  2  a file is missing, unreadable, corrupt or unsafe\n"
 	    "  3  refusing to overwrite an existing key or certificate\n"
-	    "  4  key or certificate generation failed\n");
+	    "  4  key or certificate generation failed\n"
+	    "  5  the enrollment server refused the request\n"
+	    "  6  network or protocol error (server unreachable, timed out)\n"
+	    "  7  the server's CA does not match the pin\n");
 }
 
 int
