@@ -77,9 +77,13 @@ $(BENCH): $(BENCH_OBJS)
 	@$(if $(Q),echo "  LD      $@")
 	$(Q)$(CC) -o $@ $(BENCH_OBJS) $(LDFLAGS) -lpthread -lm
 
+# The enrollment messages live with tlshim-keys; their test links them.
+$(BUILD)/tests/test_message: $(BUILD)/tools/keys_message.o
+
 $(BUILD)/tests/test_%: $(BUILD)/tests/unit/test_%.o $(BUILD)/libtlshim_core.a
 	@$(if $(Q),echo "  LD      $@")
-	$(Q)$(CC) -o $@ $< $(BUILD)/libtlshim_core.a $(LDFLAGS) $(PKG_LIBS) \
+	$(Q)$(CC) -o $@ $< $(filter $(BUILD)/tools/%.o,$^) \
+		$(BUILD)/libtlshim_core.a $(LDFLAGS) $(PKG_LIBS) \
 		$(CHECK_LIBS) -ldl -lpthread
 
 $(BUILD)/tests/%: $(BUILD)/tests/progs/%.o
@@ -119,14 +123,17 @@ valgrind: all $(UNIT_BINS)
 # libFuzzer targets (clang): each runs FUZZ_SECONDS on a copy of its seed
 # corpus from tests/fuzz/corpus.
 FUZZ_SECONDS ?= 60
-FUZZ_TARGETS := record policy config
+FUZZ_TARGETS := record policy config enroll
+# Sources outside the core library that targets parse with.
+FUZZ_SOURCES := tools/keys_message.c
 fuzz:
 	$(Q)tools/deps.sh fuzz
 	$(Q)$(MAKE) --no-print-directory BUILD=build/fuzz CC=clang OPT="-O1 -g" \
 		SAN="-fsanitize=fuzzer-no-link,address" build/fuzz/libtlshim_core.a
 	$(Q)for t in $(FUZZ_TARGETS); do \
 		clang -O1 -g -fsanitize=fuzzer,address -o build/fuzz/fuzz_$$t \
-			tests/fuzz/fuzz_$$t.c build/fuzz/libtlshim_core.a \
+			tests/fuzz/fuzz_$$t.c $(FUZZ_SOURCES) \
+			build/fuzz/libtlshim_core.a \
 			$(PKG_LIBS) -ldl -lpthread || exit 1; \
 		rm -rf build/fuzz/corpus_$$t; \
 		cp -r tests/fuzz/corpus/$$t build/fuzz/corpus_$$t; \

@@ -189,7 +189,7 @@ parse_field(const char *name, size_t nlen, const char *val, size_t vlen,
 		rc = decode(m->crl, sizeof(m->crl), &m->crl_len, val, vlen);
 		break;
 	case 0: {	/* ip */
-		char addr[48];
+		char addr[48] = { 0 };
 		uint8_t bin[16];
 
 		if (m->ip_count >= KEYS_MESSAGE_IPS ||
