@@ -33,15 +33,19 @@ trap 'echo "demo: interrupted, cleaning up" >&2; exit 130' INT TERM HUP
 say() { printf '%s\n' "$*"; }
 
 say "== tlshim demo: two nodes, one PyTorch DDP job, torchrun, gloo"
-say "-- creating the cluster CA and the two nodes' credentials"
-"$BUILD/tlshim-keys" init --dir "$T/ca" --name demo >/dev/null
-"$BUILD/tlshim-keys" issue --ca "$T/ca" --node node1 --ip 198.18.0.1 \
-    --out "$T/node1" >/dev/null
-"$BUILD/tlshim-keys" issue --ca "$T/ca" --node node2 --ip 198.18.0.2 \
-    --out "$T/node2" >/dev/null
-say "   node1: spiffe://demo/node/node1 at 198.18.0.1"
-say "   node2: spiffe://demo/node/node2 at 198.18.0.2"
 netns_up demo$$
+KEYS=$BUILD/tlshim-keys
+say "-- creating the cluster CA; node1 runs the enrollment server"
+"$KEYS" init --dir "$T/ca" --name demo >/dev/null
+PIN=$("$KEYS" pin --ca "$T/ca")
+ip netns exec "$NS_A" "$KEYS" serve --ca "$T/ca" --listen 198.18.0.1:7443 \
+    2>"$T/serve.log" &
+PIDS="$PIDS $!"
+wait_port a 7443 || { say "demo: the enrollment server did not start"; exit 1; }
+TOKEN=$("$KEYS" token --ca "$T/ca" --uses 2 --node node1,node2 --ttl 10m \
+    2>/dev/null)
+say "   CA pin $PIN"
+say "   one token for two nodes (only node1 and node2, 10 minutes)"
 
 # run_job NAME PORT SHIM: the job on both nodes through examples/torchrun.sh
 # (TLSHIM=1 or 0), capturing the link; rank 0's JSON in $T/NAME.json.
@@ -54,8 +58,11 @@ run_job() {
 	while [ ! -s "$T/$name.pcap" ] && [ $i -lt 50 ]; do sleep 0.1; i=$((i + 1)); done
 	for n in 1 2; do
 		if [ $n = 1 ]; then ns=$NS_A ifname=$VETH_A; else ns=$NS_B ifname=$VETH_B; fi
+		# With TLSHIM=1 and no credentials yet, torchrun.sh joins.
 		ip netns exec "$ns" env TLSHIM=$shim TLSHIM_LIB="$BUILD/libtlshim.so" \
 		    TLSHIM_DIR="$T/node$n" TLSHIM_LOG=info \
+		    TLSHIM_SERVER=198.18.0.1:7443 TLSHIM_PIN="$PIN" \
+		    TLSHIM_TOKEN="$TOKEN" TLSHIM_NODE=node$n TLSHIM_KEYS="$KEYS" \
 		    TLSHIM_LOG_FILE="$T/node$n.log" GLOO_SOCKET_IFNAME="$ifname" \
 		    NODE_RANK=$((n - 1)) MASTER_ADDR=198.18.0.1 MASTER_PORT="$port" \
 		    TORCHRUN_ARGS="$TORCHRUN_FIX --log_dir $T/$name.logs$n" \
@@ -87,7 +94,9 @@ run_job plain 29400 0
 say "   $(cat "$T/plain.json")"
 
 say "-- run 2: the same job with TLSHIM=1 (LD_PRELOAD=libtlshim.so), capturing the link"
+say "   each node first enrolls: key made on the node, server checked against the pin"
 run_job tlshim 29401 1
+grep -h "joined as" "$T"/tlshim.node*.err | sed 's/^/   /'
 say "   $(cat "$T/tlshim.json")"
 
 field() { sed -n "s/.*\"$2\": \\([^,}]*\\).*/\\1/p" "$T/$1.json"; }

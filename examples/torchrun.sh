@@ -9,11 +9,25 @@
 # MASTER_ADDR, MASTER_PORT (29500), TLSHIM (1), TLSHIM_LIB
 # (/usr/local/lib/libtlshim.so), TLSHIM_DIR (/etc/tlshim), TORCHRUN_ARGS
 # (extra launcher arguments), DRY_RUN=1 prints the command instead.
+#
+# Enrollment: with TLSHIM_SERVER (HOST:PORT of 'tlshim-keys serve') set and
+# no credentials in TLSHIM_DIR yet, the node joins first, with TLSHIM_PIN
+# (from 'tlshim-keys pin'), the token in TLSHIM_TOKEN or TLSHIM_TOKEN_FILE,
+# and the name TLSHIM_NODE (default: the host name). The token is removed
+# from the environment before the job starts.
 set -eu
 : "${NNODES:=2}" "${NPROC:=1}" "${MASTER_PORT:=29500}" "${TLSHIM:=1}"
 : "${NODE_RANK:?set NODE_RANK}" "${MASTER_ADDR:?set MASTER_ADDR}"
 : "${TLSHIM_LIB:=/usr/local/lib/libtlshim.so}" "${TLSHIM_DIR:=/etc/tlshim}"
 export TLSHIM TLSHIM_DIR
+if [ "$TLSHIM" = 1 ] && [ -n "${TLSHIM_SERVER:-}" ] &&
+    [ ! -e "$TLSHIM_DIR/node.crt" ]; then
+	${DRY_RUN:+echo} "${TLSHIM_KEYS:-tlshim-keys}" join \
+	    --server "$TLSHIM_SERVER" --pin "${TLSHIM_PIN:?set TLSHIM_PIN}" \
+	    ${TLSHIM_TOKEN_FILE:+--token-file "$TLSHIM_TOKEN_FILE"} \
+	    --node "${TLSHIM_NODE:-$(hostname)}" --out "$TLSHIM_DIR" >&2
+fi
+unset TLSHIM_TOKEN
 if [ "$TLSHIM" = 1 ]; then
 	# The launcher, its rendezvous store and every worker inherit it.
 	export LD_PRELOAD="$TLSHIM_LIB${LD_PRELOAD:+:$LD_PRELOAD}"

@@ -289,7 +289,7 @@ join_usage(FILE *out)
 	    "before sending the\ntoken, and writes NODE_DIR/ca.crt, node.crt, "
 	    "node.key (0600) and crl.pem.\n"
 	    "  --token TOKEN   from 'tlshim-keys token' (or --token-file FILE, "
-	    "or $TLSHIM_TOKEN)\n"
+	    "- for\n                  standard input, or $TLSHIM_TOKEN)\n"
 	    "  --pin PIN       from 'tlshim-keys pin': sha256:<hex> of the CA key\n"
 	    "  --node NAME     the name to enroll as; the CA decides if it may\n"
 	    "  --ip LIST       IP addresses to put in the certificate\n"
@@ -302,6 +302,8 @@ join_usage(FILE *out)
 	    DEFAULT_TIMEOUT, DEFAULT_RETRIES);
 }
 
+/* A token from a file, or from standard input for "-" (so that it need
+ * not appear on a command line, e.g. through ssh). */
 static int
 read_token_file(const char *path, char *token, size_t len)
 {
@@ -309,8 +311,14 @@ read_token_file(const char *path, char *token, size_t len)
 	size_t n = 0;
 	int rc;
 
-	if ((rc = keys_read_file(path, false, &buf, &n)) != KEYS_OK)
+	if (strcmp(path, "-") == 0) {
+		if ((buf = malloc(len + 1)) == NULL)
+			return keys_fail(KEYS_FILE, "out of memory");
+		n = fread(buf, 1, len, stdin);
+		rc = KEYS_OK;
+	} else if ((rc = keys_read_file(path, false, &buf, &n)) != KEYS_OK) {
 		return rc;
+	}
 	while (n > 0 && (buf[n - 1] == '\n' || buf[n - 1] == '\r' ||
 	    buf[n - 1] == ' '))
 		n--;
