@@ -192,6 +192,7 @@ struct keys_token_claim {
 	char id[17];
 	char job[64];		/* "" when not bound to a job */
 	bool repeat;		/* this node and key already used it */
+	bool names_listed;	/* the token names the nodes it may enroll */
 };
 
 /*

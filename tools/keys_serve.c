@@ -4,8 +4,9 @@
  * in the process, an flock on the CA directory across processes).
  *
  * join:  a token holder with a fresh key gets a certificate for the node
- *        name it asks for, when the token allows it and no other key holds
- *        a live certificate for that identity.
+ *        name it asks for, when the token allows it: a token made for
+ *        named nodes (--node) enrolls those names; any other token only a
+ *        name no other key holds a live certificate for.
  * renew: a node authenticated by its current certificate gets a new one
  *        with the same identity for a new key.
  */
@@ -423,7 +424,10 @@ handle(struct client *cl)
 		}
 		snprintf(job, sizeof(job), "%s", claim.job);
 		(void)keys_identity(srv->ca.cluster, job, node, uri, sizeof(uri));
-		{
+		/* A token that lists its node names is the CA's choice of
+		 * identities (a replaced pod may enroll its name again);
+		 * otherwise a live name belongs to the key that holds it. */
+		if (!claim.names_listed) {
 			struct name_check nc = { .ca_dir = srv->ca.dir,
 			    .uri = uri, .key_pin = key_pin };
 

@@ -52,7 +52,8 @@ token_usage(FILE *out)
 	    "  --uses N        how many nodes may enroll with it (default: 1)\n"
 	    "  --job ID        nodes enrolled with it get job-bound identities\n"
 	    "                  spiffe://CLUSTER/job/ID/node/NAME (TLSHIM_JOB)\n"
-	    "  --node LIST     only these node names may use it\n"
+	    "  --node LIST     only these node names may use it; they may enroll "
+	    "again\n                  (a replaced pod) while uses remain\n"
 	    "Exit codes: 0 ok, 1 bad arguments, 2 file problem.\n");
 }
 
@@ -220,6 +221,7 @@ keys_token_check(const char *ca_dir, const char *token, const char *node,
 		goto out;
 	}
 	snprintf(claim->job, sizeof(claim->job), "%s", t.job);
+	claim->names_listed = t.nodes[0] != '\0';
 	code[0] = '\0';
 	why[0] = '\0';
 	rc = 0;
