@@ -109,13 +109,25 @@ bench: all
 	$(Q)$(BENCH) --json $(BUILD)/bench.json --csv $(BUILD)/bench.csv \
 		--svg $(BUILD)/bench.svg $(BENCH_ARGS)
 
+# Sanitizer builds run the unit tests and the end-to-end tests (the
+# library preloaded into the real programs, behind the ASan runtime); the
+# demo and the benchmark measure time and are left to the plain run.
+SAN_E2E_SKIP := 11-demo 13-bench
 asan:
 	$(Q)$(MAKE) --no-print-directory BUILD=build/asan OPT="-O1 -g" \
 		SAN="-fsanitize=address -fno-omit-frame-pointer" all unit
+	$(Q)SAN_PRELOAD=$$($(CC) -print-file-name=libasan.so) \
+		ASAN_OPTIONS=detect_leaks=0:verify_asan_link_order=0 \
+		E2E_SKIP="$(SAN_E2E_SKIP)" $(MAKE) --no-print-directory \
+		BUILD=build/asan OPT="-O1 -g" \
+		SAN="-fsanitize=address -fno-omit-frame-pointer" e2e
 
 ubsan:
 	$(Q)$(MAKE) --no-print-directory BUILD=build/ubsan OPT="-O1 -g" \
 		SAN="-fsanitize=undefined -fno-sanitize-recover=all" all unit
+	$(Q)E2E_SKIP="$(SAN_E2E_SKIP)" $(MAKE) --no-print-directory \
+		BUILD=build/ubsan OPT="-O1 -g" \
+		SAN="-fsanitize=undefined -fno-sanitize-recover=all" e2e
 
 valgrind: all $(UNIT_BINS)
 	$(Q)TLSHIM_KEYS=$(KEYS) VALGRIND=1 tests/run-unit $(UNIT_BINS)

@@ -4,7 +4,7 @@
 . tests/e2e/lib.sh
 want=$(sed -n '/global:/,/local:/p' shim/tlshim.map | tr -s ' \t;' '\n' |
     grep -v -e '^global:' -e '^local:' -e '^$' | sort)
-have=$(nm -D --defined-only "$LIB" | awk '{print $3}' | grep -v '^$' | sort)
+have=$(nm -D --defined-only "$LIB_FILE" | awk '{print $3}' | grep -v '^$' | sort)
 [ "$want" = "$have" ] || fail "exported symbols differ from shim/tlshim.map:
 $(printf '%s\n' "$want" >"$T/want"; printf '%s\n' "$have" >"$T/have"; diff "$T/want" "$T/have")"
 echo "exports: $(echo "$have" | wc -l) symbols, exactly the hooked calls"

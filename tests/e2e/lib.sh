@@ -3,7 +3,10 @@
 # ranges), cluster credentials, wire captures, and cleanup on any exit.
 set -eu
 
-LIB=$BUILD/libtlshim.so
+LIB_FILE=$BUILD/libtlshim.so
+# What LD_PRELOAD gets: a sanitizer runtime first when the library was
+# built with one (SAN_PRELOAD, set by make asan).
+LIB=${SAN_PRELOAD:+$SAN_PRELOAD:}$LIB_FILE
 KEYS=$BUILD/tlshim-keys
 T=$(mktemp -d /tmp/tlshim-e2e.XXXXXX)
 BG_PIDS=""
