@@ -110,13 +110,16 @@ bench: all
 		--svg $(BUILD)/bench.svg $(BENCH_ARGS)
 
 # Sanitizer builds run the unit tests and the end-to-end tests (the
-# library preloaded into the real programs, behind the ASan runtime); the
-# demo and the benchmark measure time and are left to the plain run.
+# library preloaded into the real programs, behind the ASan runtime and
+# libstdc++, whose exceptions ASan must see from the start in programs
+# that load C++ later, like Python with torch); the demo and the
+# benchmark measure time and are left to the plain run.
 SAN_E2E_SKIP := 11-demo 13-bench
 asan:
 	$(Q)$(MAKE) --no-print-directory BUILD=build/asan OPT="-O1 -g" \
 		SAN="-fsanitize=address -fno-omit-frame-pointer" all unit
-	$(Q)SAN_PRELOAD=$$($(CC) -print-file-name=libasan.so) \
+	$(Q)SAN_PRELOAD=$$($(CC) -print-file-name=libasan.so):$$($(CC) \
+		-print-file-name=libstdc++.so.6) \
 		ASAN_OPTIONS=detect_leaks=0:verify_asan_link_order=0 \
 		E2E_SKIP="$(SAN_E2E_SKIP)" $(MAKE) --no-print-directory \
 		BUILD=build/asan OPT="-O1 -g" \

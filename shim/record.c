@@ -186,6 +186,11 @@ rec_seal_iov(struct rec_keys *keys, const struct iovec *iov, int iovcnt,
 		const uint8_t *src = (const uint8_t *)iov[i].iov_base + skip;
 		size_t avail = iov[i].iov_len - skip, room, take;
 
+		if (avail == 0) {	/* an empty piece, base possibly NULL */
+			i++;
+			skip = 0;
+			continue;
+		}
 		if (rec_rekey_due(keys)) {
 			if (outcap - written < REC_OVERHEAD)
 				break;
@@ -208,8 +213,9 @@ rec_seal_iov(struct rec_keys *keys, const struct iovec *iov, int iovcnt,
 
 				if (piece > room - take)
 					piece = room - take;
-				memcpy(gather + take, (const uint8_t *)iov[i].iov_base +
-				    skip, piece);
+				if (piece > 0)
+					memcpy(gather + take, (const uint8_t *)
+					    iov[i].iov_base + skip, piece);
 				take += piece;
 				skip += piece;
 				if (skip == iov[i].iov_len) {

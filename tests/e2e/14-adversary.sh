@@ -1,6 +1,7 @@
-# Issue 6: hostile peers and a hostile network. A bit flipped in transit
-# and a stream cut short are detected: the receiving program gets an
-# error, never a corrupted or silently short stream. A TLS 1.2-only client
+# Issue 6: hostile peers and a hostile network. A bit flipped in transit,
+# a stream cut short, a record replayed, two records swapped and a record
+# whose length field claims 16 MiB are detected: the receiving program
+# gets an error, never a corrupted or silently short stream. A TLS 1.2-only client
 # is refused. A client that connects and stalls times out without holding
 # up other connections to the same process.
 . tests/e2e/lib.sh
@@ -36,6 +37,14 @@ grep -q "failed authentication" "$T/b.log" || fail "flip: not logged"
 mitm cut
 grep -q "ended without a close record (truncated)" "$T/b.log" ||
     fail "cut: truncation not logged"
+for mode in replay reorder; do
+	before=$(grep -c "failed authentication" "$T/b.log")
+	mitm $mode
+	[ "$(grep -c "failed authentication" "$T/b.log")" -gt "$before" ] ||
+	    fail "$mode: not logged"
+done
+mitm oversize
+grep -q "malformed record header" "$T/b.log" || fail "oversize: not logged"
 
 # A client that speaks only TLS 1.2.
 bg on_b $(shim b) socat -u TCP4-LISTEN:7702,reuseaddr OPEN:"$T/tls12",creat

@@ -1,7 +1,9 @@
 # Issue 6: certificates that must be refused though they come from the
 # cluster's CA (the CA certificate itself as a node's, an expired one, one
-# not yet valid), a peer killed in the middle of a transfer, and 10,000
-# connect/close cycles without descriptor or memory growth.
+# not yet valid), a peer killed in the middle of a transfer, a link cut
+# and restored under a live transfer, memory running out in a protected
+# program, and 10,000 connect/close cycles without descriptor or memory
+# growth.
 . tests/e2e/lib.sh
 make_nodes
 make_creds
@@ -91,6 +93,45 @@ rc=0
 wait "$sink" || rc=$?
 [ $rc = 3 ] || fail "a killed peer looked like a clean end of stream (exit $rc)"
 echo "killed peer: the receiver got an error after $(stat -c %s "$T/sunk") bytes"
+
+# Link cut: the veth goes down for 2 s in the middle of a paced transfer.
+# TCP carries the connection over the gap: every byte arrives intact.
+# While it is down a new connection fails with the kernel's error, and
+# after it is back a new one works.
+bg on_b $(shim b) python3 $ADV sink 8203 "$T/flapped"
+sink=$BG_LAST
+wait_port_or_fail b 8203
+bg on_a $(shim a) python3 -c '
+import socket, sys, time
+s = socket.create_connection((sys.argv[1], 8203))
+data = open(sys.argv[2], "rb").read()
+for i in range(0, len(data), 32768):
+    s.sendall(data[i:i + 32768])
+    time.sleep(0.005)
+s.close()
+' $IP_B "$T/data"
+sender=$BG_LAST
+sleep 0.4
+on_a ip link set "$VETH_A" down
+sleep 0.3
+echo lost | on_a $(shim a) timeout 5 socat -u - TCP4:$IP_B:8203,connect-timeout=1     2>"$T/down.err" && fail "a connection succeeded while the link was down"
+sleep 1.7
+on_a ip link set "$VETH_A" up
+wait "$sender" || fail "the sender failed across the link cut"
+wait "$sink" || fail "the receiver failed across the link cut"
+cmp -s "$T/data" "$T/flapped" || fail "the transfer across the link cut was not intact"
+bg on_b $(shim b) python3 $ADV echo-server 8204
+wait_port_or_fail b 8204
+[ "$(echo back | on_a $(shim a) timeout 10 socat - TCP4:$IP_B:8204)" = back ] ||
+    fail "no new connection after the link came back"
+echo "link cut: 2 s down mid-transfer, $(stat -c %s "$T/flapped") bytes intact;" \
+    "new connection while down: $(grep -o 'Network is unreachable\|timed out\|No route to host' "$T/down.err" | head -n 1)"
+
+# Out of memory: with its address space capped, a protected program's new
+# connections fail with ENOMEM and it lives on; with memory back, a new
+# connection works (tests/progs/oom.c).
+on_a $(shim a) "$BUILD/tests/oom" $IP_B 8204 || fail "out of memory was not survived"
+grep -q "out of memory" "$T/a.log" || fail "out of memory was not logged"
 
 # Churn: 10,000 protected connect/echo/close cycles from one process.
 bg on_b $(shim b) "$BUILD/tests/conns" server 8202 10000

@@ -1,8 +1,11 @@
 """Hostile network pieces for the end-to-end tests.
 
-  adversary.py proxy LISTEN_PORT HOST PORT flip|cut OFFSET
+  adversary.py proxy LISTEN_PORT HOST PORT MODE OFFSET
       forward one connection; in the client-to-server direction, flip one
-      bit of the byte at OFFSET (flip) or cut both directions there (cut)
+      bit of the byte at OFFSET (flip) or cut both directions there (cut);
+      or, at the first tlshim record starting after OFFSET, send it twice
+      (replay), swap it with the next one (reorder), or rewrite its length
+      field to 16 MiB - 1 (oversize)
   adversary.py echo-server PORT
       a concurrent echo server (one thread per connection), until killed
   adversary.py hold HOST PORT FILE
@@ -41,13 +44,65 @@ def pump(src, dst, mode=None, offset=None):
             pass
 
 
+def read_exact(sock, n):
+    data = b""
+    while len(data) < n:
+        piece = sock.recv(n - len(data))
+        if not piece:
+            raise EOFError
+        data += piece
+    return data
+
+
+def next_record(src):
+    """One record off the stream: a TLS record (5-byte header) during the
+    handshake, then tlshim records (type 1-3, 24-bit length)."""
+    first = read_exact(src, 1)
+    if first[0] in (20, 21, 22, 23):
+        header = first + read_exact(src, 4)
+        return header, read_exact(src, int.from_bytes(header[3:5], "big")), False
+    header = first + read_exact(src, 3)
+    return header, read_exact(src, int.from_bytes(header[1:4], "big")), True
+
+
+def pump_records(src, dst, mode, offset):
+    """Forward record by record and tamper with one tlshim record."""
+    seen, done = 0, False
+    try:
+        while True:
+            header, body, ours = next_record(src)
+            if ours and not done and seen >= offset:
+                done = True
+                if mode == "replay":
+                    dst.sendall(header + body + header + body)
+                elif mode == "reorder":
+                    header2, body2, _ = next_record(src)
+                    dst.sendall(header2 + body2 + header + body)
+                elif mode == "oversize":
+                    dst.sendall(header[:1] + b"\xff\xff\xff" + body)
+                seen += len(header) + len(body)
+                continue
+            seen += len(header) + len(body)
+            dst.sendall(header + body)
+    except (OSError, EOFError):
+        pass
+    for s in (src, dst):
+        try:
+            s.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
+
+
 def proxy(listen_port, host, port, mode, offset):
     srv = socket.create_server(("0.0.0.0", listen_port))
     client, _ = srv.accept()
     upstream = socket.create_connection((host, port))
     t = threading.Thread(target=pump, args=(upstream, client))
     t.start()
-    pump(client, upstream, mode, offset)
+    if mode in ("flip", "cut"):
+        pump(client, upstream, mode, offset)
+    else:
+        pump_records(client, upstream, mode, offset)
     t.join(30)
 
 
