@@ -120,7 +120,7 @@ asan:
 		SAN="-fsanitize=address -fno-omit-frame-pointer" all unit
 	$(Q)SAN_PRELOAD=$$($(CC) -print-file-name=libasan.so):$$($(CC) \
 		-print-file-name=libstdc++.so.6) \
-		ASAN_OPTIONS=detect_leaks=0:verify_asan_link_order=0 \
+		ASAN_OPTIONS=detect_leaks=0:verify_asan_link_order=0:allocator_may_return_null=1 \
 		E2E_SKIP="$(SAN_E2E_SKIP)" $(MAKE) --no-print-directory \
 		BUILD=build/asan OPT="-O1 -g" \
 		SAN="-fsanitize=address -fno-omit-frame-pointer" e2e

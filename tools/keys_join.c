@@ -254,8 +254,12 @@ enroll_run(struct enroll *e, WOLFSSL_CTX *ctx, WC_RNG *rng)
 		int modes[] = { 0600, 0644, 0644, 0644 };
 
 		if ((rc = keys_write_files(e->dir, names, data, lens, modes,
-		    count, true)) != KEYS_OK)
+		    count, true)) != KEYS_OK) {
+			fprintf(stderr, "tlshim-keys: the key is kept in %s/%s: "
+			    "run the same command again to retry with it\n",
+			    e->dir, PENDING_KEY);
 			return rc;
+		}
 	}
 	snprintf(path, sizeof(path), "%s/%s", e->dir, PENDING_KEY);
 	(void)unlink(path);

@@ -82,6 +82,22 @@ expect 0 "retried join" $JOIN --token "$tc" --node c --out c --force
 cmp -s c/node.key c/.pending.key 2>/dev/null && fail "pending key left"
 grep -q "using the key of an earlier attempt" err || fail "retry did not reuse the key"
 
+# A full disk: the certificate cannot be written, the single-use token
+# is spent on the server, and the same join after space is freed
+# succeeds with the kept key.
+tf=$("$KEYS" token --ca ca 2>/dev/null)
+mkdir full
+on_b unshare -m sh -c "mount -t tmpfs -o size=4k none full &&
+    { $JOIN --token $tf --node f --out full/f 2>full.err; echo \$? >full.rc; } &&
+    cp -r full/f full-before && mount -o remount,size=1m full &&
+    $JOIN --token $tf --node f --out full/f >/dev/null 2>full2.err &&
+    cp -r full/f full-after" || fail "joined with a full disk and again: $(cat full.err full2.err)"
+[ "$(cat full.rc)" = 2 ] || fail "a full disk: exit $(cat full.rc), expected 2"
+grep -q "No space left on device" full.err || fail "a full disk: unclear message: $(cat full.err)"
+grep -q "run the same command again" full.err || fail "a full disk: no advice to retry"
+grep -q "using the key of an earlier attempt" full2.err || fail "the retry made a new key"
+"$KEYS" show full-after >/dev/null || fail "credentials after the retry are not usable"
+
 # The server never held a private key or a token.
 for node in a b c; do
 	body=$(sed -n 2p $node/node.key)
