@@ -141,58 +141,70 @@ san_add(struct san *s, uint8_t tag, const void *data, size_t len)
 	return 0;
 }
 
-int
-keys_check_list(const char *list, bool ip, int max)
+/* Call ${fn} for each item of a comma-separated list until it fails. */
+static int
+list_each(const char *list, int (*fn)(const char *item, void *arg), void *arg)
 {
 	char *copy, *item, *save = NULL;
-	int rc = 0, count = 0;
+	int rc = 0;
 
 	if (list == NULL || list[0] == '\0')
 		return 0;
 	if ((copy = strdup(list)) == NULL)
 		return -1;
 	for (item = strtok_r(copy, ",", &save); item && rc == 0;
-	    item = strtok_r(NULL, ",", &save)) {
-		uint8_t addr[16];
-
-		if (++count > max)
-			rc = keys_fail(KEYS_USAGE, "at most %d %s", max,
-			    ip ? "IP addresses" : "DNS names");
-		else if (!ip && !keys_name_ok(item))
-			rc = keys_fail(KEYS_USAGE, "bad DNS name '%s'", item);
-		else if (ip && inet_pton(AF_INET, item, addr) != 1 &&
-		    inet_pton(AF_INET6, item, addr) != 1)
-			rc = keys_fail(KEYS_USAGE, "bad IP address '%s'", item);
-	}
+	    item = strtok_r(NULL, ",", &save))
+		rc = fn(item, arg);
 	free(copy);
 	return rc;
 }
 
+struct list_check {
+	bool ip;
+	int max, count;
+};
+
 static int
-san_add_list(struct san *s, const char *list, bool ip)
+check_item(const char *item, void *arg)
 {
-	char *copy, *item, *save = NULL;
-	int rc = 0;
+	struct list_check *lc = arg;
+	uint8_t addr[16];
 
-	if (list == NULL)
-		return 0;
-	if ((copy = strdup(list)) == NULL)
-		return -1;
-	for (item = strtok_r(copy, ",", &save); item && rc == 0;
-	    item = strtok_r(NULL, ",", &save)) {
-		uint8_t addr[16];
+	if (++lc->count > lc->max)
+		return keys_fail(KEYS_USAGE, "at most %d %s", lc->max,
+		    lc->ip ? "IP addresses" : "DNS names");
+	if (!lc->ip && !keys_name_ok(item))
+		return keys_fail(KEYS_USAGE, "bad DNS name '%s'", item);
+	if (lc->ip && inet_pton(AF_INET, item, addr) != 1 &&
+	    inet_pton(AF_INET6, item, addr) != 1)
+		return keys_fail(KEYS_USAGE, "bad IP address '%s'", item);
+	return 0;
+}
 
-		if (!ip)
-			rc = san_add(s, 0x82, item, strlen(item));
-		else if (inet_pton(AF_INET, item, addr) == 1)
-			rc = san_add(s, 0x87, addr, 4);
-		else if (inet_pton(AF_INET6, item, addr) == 1)
-			rc = san_add(s, 0x87, addr, 16);
-		else
-			rc = -1;
-	}
-	free(copy);
-	return rc;
+int
+keys_check_list(const char *list, bool ip, int max)
+{
+	struct list_check lc = { .ip = ip, .max = max };
+
+	return list_each(list, check_item, &lc);
+}
+
+static int
+san_add_ip(const char *item, void *arg)
+{
+	uint8_t addr[16];
+
+	if (inet_pton(AF_INET, item, addr) == 1)
+		return san_add(arg, 0x87, addr, 4);
+	if (inet_pton(AF_INET6, item, addr) == 1)
+		return san_add(arg, 0x87, addr, 16);
+	return -1;
+}
+
+static int
+san_add_dns(const char *item, void *arg)
+{
+	return san_add(arg, 0x82, item, strlen(item));
 }
 
 /* GeneralNames: SEQUENCE of the entries, with a DER length. */
@@ -229,8 +241,8 @@ keys_cert_make(struct keys_ca *ca, ecc_key *node_key,
 
 	if (keys_identity(ca->cluster, req->job, req->node, uri, sizeof(uri)) ||
 	    san_add(&san, 0x86, uri, strlen(uri)) ||
-	    san_add_list(&san, req->ips, true) ||
-	    san_add_list(&san, req->dns, false))
+	    list_each(req->ips, san_add_ip, &san) ||
+	    list_each(req->dns, san_add_dns, &san))
 		return -1;
 	wc_InitCert(&cert);
 	cert.sigType = CTC_SHA256wECDSA;

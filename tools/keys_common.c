@@ -12,6 +12,7 @@
 #include <sodium.h>
 
 #include "keys.h"
+#include "keys_message.h"
 
 int
 keys_fail(int code, const char *fmt, ...)
@@ -29,19 +30,7 @@ keys_fail(int code, const char *fmt, ...)
 bool
 keys_name_ok(const char *s)
 {
-	size_t i, len = strlen(s);
-
-	if (len == 0 || len > 63 || s[0] == '.' || s[0] == '-')
-		return false;
-	for (i = 0; i < len; i++) {
-		char ch = s[i];
-
-		if (!((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') ||
-		    (ch >= '0' && ch <= '9') || ch == '.' || ch == '_' ||
-		    ch == '-'))
-			return false;
-	}
-	return true;
+	return keys_message_name_ok(s, strlen(s), 63);
 }
 
 int

@@ -281,6 +281,43 @@ refused:
 	return rc;
 }
 
+/* Key, channel, request, files: what join and renew share once their
+ * request is ready. ${key} authenticates the channel for renew. */
+static int
+enroll(struct enroll *e, const uint8_t *key, size_t key_len)
+{
+	WOLFSSL_CTX *ctx;
+	WC_RNG rng;
+	int rc;
+
+	if (wc_InitRng(&rng) != 0)
+		return keys_fail(KEYS_CRYPTO, "cannot start the random generator");
+	if ((rc = pending_key(e, &rng)) != KEYS_OK)
+		goto out;
+	if ((ctx = keys_tls_client_ctx(e->pin, e->crt, e->crt_len, key,
+	    key_len)) == NULL) {
+		rc = e->crt != NULL ? KEYS_FILE : KEYS_CRYPTO;
+	} else {
+		rc = enroll_run(e, ctx, &rng);
+		wolfSSL_CTX_free(ctx);
+	}
+	wc_ecc_free(&e->new_key);
+out:
+	wc_FreeRng(&rng);
+	return rc;
+}
+
+/* --timeout and --retries, common to join and renew. */
+static int
+parse_attempts(int ch, const char *arg, struct enroll *e)
+{
+	if (parse_count(arg, ch == 't' ? 1 : 0, 3600, ch == 't' ? &e->timeout :
+	    &e->retries) == 0)
+		return 0;
+	return keys_fail(KEYS_USAGE, "--%s takes a number", ch == 't' ?
+	    "timeout" : "retries");
+}
+
 static void
 join_usage(FILE *out)
 {
@@ -391,8 +428,6 @@ keys_join_main(int argc, char **argv)
 	const char *node = NULL, *ips = NULL, *token_file = NULL;
 	char token[KEYS_MESSAGE_TOKEN_MAX + 1] = "", path[4200];
 	bool force = false, made_dir = false;
-	WOLFSSL_CTX *ctx = NULL;
-	WC_RNG rng;
 	int ch, rc;
 
 	while ((ch = getopt_long(argc, argv, "", opts, NULL)) != -1) {
@@ -408,10 +443,8 @@ keys_join_main(int argc, char **argv)
 		case 'i': ips = optarg; break;
 		case 'f': force = true; break;
 		case 't': case 'r':
-			if (parse_count(optarg, ch == 't' ? 1 : 0, 3600,
-			    ch == 't' ? &e.timeout : &e.retries))
-				return keys_fail(KEYS_USAGE, "--%s takes a number",
-				    ch == 't' ? "timeout" : "retries");
+			if (parse_attempts(ch, optarg, &e))
+				return KEYS_USAGE;
 			break;
 		case 'h': join_usage(stdout); return KEYS_OK;
 		default: join_usage(stderr); return KEYS_USAGE;
@@ -451,22 +484,7 @@ keys_join_main(int argc, char **argv)
 		    "already (use --force to enroll again)", path);
 		goto out0;
 	}
-	rc = KEYS_CRYPTO;
-	if (wc_InitRng(&rng) != 0) {
-		keys_fail(rc, "cannot start the random generator");
-		goto out0;
-	}
-	if ((rc = pending_key(&e, &rng)) != KEYS_OK)
-		goto out1;
-	if ((ctx = keys_tls_client_ctx(e.pin, NULL, 0, NULL, 0)) == NULL)
-		rc = KEYS_CRYPTO;
-	else
-		rc = enroll_run(&e, ctx, &rng);
-	wc_ecc_free(&e.new_key);
-	if (ctx != NULL)
-		wolfSSL_CTX_free(ctx);
-out1:
-	wc_FreeRng(&rng);
+	rc = enroll(&e, NULL, 0);
 out0:
 	if (rc != KEYS_OK && made_dir)
 		(void)rmdir(e.dir);	/* only if empty */
@@ -534,8 +552,6 @@ keys_renew_main(int argc, char **argv)
 	char path[4200], pin[KEYS_PIN_SIZE], cert_ips[512];
 	uint8_t ca_der[4096];
 	long within = 0, left = 0;
-	WOLFSSL_CTX *ctx = NULL;
-	WC_RNG rng;
 	int ch, rc, n;
 
 	while ((ch = getopt_long(argc, argv, "", opts, NULL)) != -1) {
@@ -549,10 +565,8 @@ keys_renew_main(int argc, char **argv)
 				    "a duration like 12h", optarg);
 			break;
 		case 't': case 'r':
-			if (parse_count(optarg, ch == 't' ? 1 : 0, 3600,
-			    ch == 't' ? &e.timeout : &e.retries))
-				return keys_fail(KEYS_USAGE, "--%s takes a number",
-				    ch == 't' ? "timeout" : "retries");
+			if (parse_attempts(ch, optarg, &e))
+				return KEYS_USAGE;
 			break;
 		case 'h': renew_usage(stdout); return KEYS_OK;
 		default: renew_usage(stderr); return KEYS_USAGE;
@@ -608,22 +622,7 @@ keys_renew_main(int argc, char **argv)
 	e.pin = pin;
 	e.crt = crt;
 	e.crt_len = crt_len;
-	rc = KEYS_CRYPTO;
-	if (wc_InitRng(&rng) != 0) {
-		keys_fail(rc, "cannot start the random generator");
-		goto out1;
-	}
-	if ((rc = pending_key(&e, &rng)) != KEYS_OK)
-		goto out2;
-	if ((ctx = keys_tls_client_ctx(pin, crt, crt_len, key, key_len)) == NULL)
-		rc = KEYS_FILE;
-	else
-		rc = enroll_run(&e, ctx, &rng);
-	wc_ecc_free(&e.new_key);
-	if (ctx != NULL)
-		wolfSSL_CTX_free(ctx);
-out2:
-	wc_FreeRng(&rng);
+	rc = enroll(&e, key, key_len);
 out1:
 	enroll_free(&e);
 out0:

@@ -39,9 +39,8 @@ static const unsigned allowed[] = {
 	[KEYS_VERB_ERROR] = HAS_MESSAGE,
 };
 
-/* A node name or error code: [A-Za-z0-9._-], not starting with . or -. */
-static bool
-word_ok(const char *s, size_t len, size_t max)
+bool
+keys_message_name_ok(const char *s, size_t len, size_t max)
 {
 	size_t i;
 
@@ -117,7 +116,7 @@ parse_first_line(const char *line, size_t len, struct keys_message *m)
 	if (sp == NULL)
 		return -1;
 	len -= (size_t)(sp + 1 - line);
-	if (!word_ok(sp + 1, len, sizeof(m->code) - 1))
+	if (!keys_message_name_ok(sp + 1, len, sizeof(m->code) - 1))
 		return -1;
 	return copy_text(m->code, sizeof(m->code), sp + 1, len);
 }
@@ -166,7 +165,7 @@ parse_field(const char *name, size_t nlen, const char *val, size_t vlen,
 			rc = copy_text(m->token, sizeof(m->token), val, vlen);
 		break;
 	case HAS_NODE:
-		if (word_ok(val, vlen, sizeof(m->node) - 1))
+		if (keys_message_name_ok(val, vlen, sizeof(m->node) - 1))
 			rc = copy_text(m->node, sizeof(m->node), val, vlen);
 		break;
 	case HAS_MESSAGE:

@@ -25,6 +25,7 @@
  * enroll", which proves possession and binds the request to this channel.
  */
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -75,6 +76,10 @@ int keys_message_parse(const uint8_t *body, size_t len, struct keys_message *m,
  */
 long keys_message_format(const struct keys_message *m, uint8_t *out,
     size_t cap);
+
+/* keys_message_name_ok(s, len, max): a node, job or cluster name or an
+ * error code: 1 to ${max} of [A-Za-z0-9._-], not starting with . or -. */
+bool keys_message_name_ok(const char *s, size_t len, size_t max);
 
 /* keys_message_wipe(m): clear ${m}, token included; NULL is a no-op. */
 void keys_message_wipe(struct keys_message *m);

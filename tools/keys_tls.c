@@ -365,27 +365,14 @@ keys_tls_binding(struct keys_conn *c, uint8_t out[32])
 	return 0;
 }
 
+/* Move exactly ${len} bytes through TLS, in either direction. */
 static int
-write_exact(struct keys_conn *c, const uint8_t *data, size_t len)
+transfer_exact(struct keys_conn *c, uint8_t *data, size_t len, bool out)
 {
 	while (len > 0) {
-		int n = wolfSSL_write(c->ssl, data, len > 16384 ? 16384 :
-		    (int)len);
-
-		if (n <= 0)
-			return -1;
-		data += n;
-		len -= (size_t)n;
-	}
-	return 0;
-}
-
-static int
-read_exact(struct keys_conn *c, uint8_t *data, size_t len)
-{
-	while (len > 0) {
-		int n = wolfSSL_read(c->ssl, data, len > 16384 ? 16384 :
-		    (int)len);
+		int chunk = len > 16384 ? 16384 : (int)len;
+		int n = out ? wolfSSL_write(c->ssl, data, chunk) :
+		    wolfSSL_read(c->ssl, data, chunk);
 
 		if (n <= 0)
 			return -1;
@@ -409,7 +396,7 @@ keys_tls_send(struct keys_conn *c, const struct keys_message *m)
 		buf[1] = (uint8_t)(len >> 16);
 		buf[2] = (uint8_t)(len >> 8);
 		buf[3] = (uint8_t)len;
-		rc = write_exact(c, buf, (size_t)len + 4);
+		rc = transfer_exact(c, buf, (size_t)len + 4, true);
 	}
 	sodium_memzero(buf, KEYS_MESSAGE_MAX + 4);	/* may hold the token */
 	free(buf);
@@ -424,7 +411,7 @@ keys_tls_recv(struct keys_conn *c, struct keys_message *m, char *why,
 	size_t len;
 	int rc = -1;
 
-	if (read_exact(c, header, sizeof(header)) != 0) {
+	if (transfer_exact(c, header, sizeof(header), false) != 0) {
 		snprintf(why, whylen, c->timed_out ? "timed out waiting for a "
 		    "message" : "connection closed before a message");
 		return -1;
@@ -439,7 +426,7 @@ keys_tls_recv(struct keys_conn *c, struct keys_message *m, char *why,
 		snprintf(why, whylen, "out of memory");
 		return -1;
 	}
-	if (read_exact(c, body, len) != 0)
+	if (transfer_exact(c, body, len, false) != 0)
 		snprintf(why, whylen, c->timed_out ? "timed out inside a "
 		    "message" : "connection closed inside a message");
 	else

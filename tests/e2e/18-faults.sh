@@ -78,14 +78,7 @@ make_marked_file "$T/data" 20000000
 bg on_b $(shim b) python3 $ADV sink 8201 "$T/sunk"
 sink=$BG_LAST
 wait_port_or_fail b 8201
-bg on_a $(shim a) python3 -c '
-import socket, sys, time
-s = socket.create_connection((sys.argv[1], 8201))
-data = open(sys.argv[2], "rb").read()
-for i in range(0, len(data), 65536):
-    s.sendall(data[i:i + 65536])
-    time.sleep(0.01)
-' $IP_B "$T/data"
+bg on_a $(shim a) python3 $ADV paced-send $IP_B 8201 "$T/data" 65536 0.01
 sender=$BG_LAST
 sleep 0.5
 kill -9 "$sender"
@@ -101,15 +94,7 @@ echo "killed peer: the receiver got an error after $(stat -c %s "$T/sunk") bytes
 bg on_b $(shim b) python3 $ADV sink 8203 "$T/flapped"
 sink=$BG_LAST
 wait_port_or_fail b 8203
-bg on_a $(shim a) python3 -c '
-import socket, sys, time
-s = socket.create_connection((sys.argv[1], 8203))
-data = open(sys.argv[2], "rb").read()
-for i in range(0, len(data), 32768):
-    s.sendall(data[i:i + 32768])
-    time.sleep(0.005)
-s.close()
-' $IP_B "$T/data"
+bg on_a $(shim a) python3 $ADV paced-send $IP_B 8203 "$T/data" 32768 0.005
 sender=$BG_LAST
 sleep 0.4
 on_a ip link set "$VETH_A" down

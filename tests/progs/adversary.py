@@ -6,6 +6,9 @@
       or, at the first tlshim record starting after OFFSET, send it twice
       (replay), swap it with the next one (reorder), or rewrite its length
       field to 16 MiB - 1 (oversize)
+  adversary.py paced-send HOST PORT FILE CHUNK DELAY
+      send FILE in CHUNK-byte pieces, sleeping DELAY seconds after each,
+      then close (a transfer long enough to break in the middle)
   adversary.py echo-server PORT
       a concurrent echo server (one thread per connection), until killed
   adversary.py hold HOST PORT FILE
@@ -18,6 +21,15 @@
 import socket
 import sys
 import threading
+import time
+
+
+def shutdown_both(*socks):
+    for s in socks:
+        try:
+            s.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
 
 
 def pump(src, dst, mode=None, offset=None):
@@ -37,11 +49,7 @@ def pump(src, dst, mode=None, offset=None):
             dst.sendall(data)
     except OSError:
         pass
-    for s in (src, dst):
-        try:
-            s.shutdown(socket.SHUT_RDWR)
-        except OSError:
-            pass
+    shutdown_both(src, dst)
 
 
 def read_exact(sock, n):
@@ -86,11 +94,7 @@ def pump_records(src, dst, mode, offset):
             dst.sendall(header + body)
     except (OSError, EOFError):
         pass
-    for s in (src, dst):
-        try:
-            s.shutdown(socket.SHUT_RDWR)
-        except OSError:
-            pass
+    shutdown_both(src, dst)
 
 
 def proxy(listen_port, host, port, mode, offset):
@@ -104,6 +108,15 @@ def proxy(listen_port, host, port, mode, offset):
     else:
         pump_records(client, upstream, mode, offset)
     t.join(30)
+
+
+def paced_send(host, port, path, chunk, delay):
+    s = socket.create_connection((host, port))
+    data = open(path, "rb").read()
+    for i in range(0, len(data), chunk):
+        s.sendall(data[i:i + chunk])
+        time.sleep(delay)
+    s.close()
 
 
 def echo_server(port):
@@ -124,7 +137,6 @@ def echo_server(port):
 
 def hold(host, port, trigger):
     import os
-    import time
     s = socket.create_connection((host, port))
     for word in (b"first", b"last"):
         if word == b"last":
@@ -165,5 +177,8 @@ if __name__ == "__main__":
         sink(int(sys.argv[2]), sys.argv[3])
     elif sys.argv[1] == "echo-server":
         echo_server(int(sys.argv[2]))
+    elif sys.argv[1] == "paced-send":
+        paced_send(sys.argv[2], int(sys.argv[3]), sys.argv[4],
+                   int(sys.argv[5]), float(sys.argv[6]))
     else:
         sys.exit(__doc__)
