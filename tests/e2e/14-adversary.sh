@@ -1,9 +1,10 @@
 # Issue 6: hostile peers and a hostile network. A bit flipped in transit,
 # a stream cut short, a record replayed, two records swapped and a record
 # whose length field claims 16 MiB are detected: the receiving program
-# gets an error, never a corrupted or silently short stream. A TLS 1.2-only client
-# is refused. A client that connects and stalls times out without holding
-# up other connections to the same process.
+# gets an error, never a corrupted or silently short stream. A TLS 1.2-only
+# client and a client sending random bytes are refused. A client that
+# connects and stalls times out without holding up other connections to
+# the same process.
 . tests/e2e/lib.sh
 make_nodes
 make_creds
@@ -54,6 +55,17 @@ echo secret | on_a timeout 10 openssl s_client -tls1_2 -quiet \
 wait_bg 10 || true
 [ -s "$T/tls12" ] && fail "a TLS 1.2 client's bytes reached the program"
 grep -q "connection refused as server" "$T/b.log" || fail "TLS 1.2 refusal not logged"
+
+# Random bytes instead of a ClientHello.
+before=$(grep -c "connection refused as server" "$T/b.log")
+bg on_b $(shim b) socat -u TCP4-LISTEN:7704,reuseaddr OPEN:"$T/garbage",creat
+wait_port_or_fail b 7704
+head -c 100000 /dev/urandom | on_a timeout 10 socat -u - TCP4:$IP_B:7704 \
+    2>/dev/null || true
+wait_bg 10 || true
+[ -s "$T/garbage" ] && fail "random bytes reached the program"
+[ "$(grep -c "connection refused as server" "$T/b.log")" -gt "$before" ] ||
+    fail "random bytes: refusal not logged"
 
 # A stalled client (TCP only, nothing sent) against a concurrent server.
 bg on_b $(shim b) python3 $ADV echo-server 7703
