@@ -142,6 +142,11 @@ openssl x509 -in b/node.crt -noout -text | grep -q "IP Address:$IP_B" ||
 openssl crl -in ca/crl.pem -CAfile ca/ca.crt -noout 2>/dev/null ||
     fail "the CRL does not verify with openssl"
 cp ca/crl.pem a/crl.pem
+# From a timer: --within renews only near the end of the lifetime.
+cp b/node.crt b-renewed.crt
+expect 0 "renew --within" "$KEYS" renew --server $SERVER --dir b --within 1d
+grep -q "not renewing" out || fail "renew --within renewed a 2-day certificate"
+cmp -s b/node.crt b-renewed.crt || fail "renew --within replaced the certificate"
 echo_once() {
 	echo "$1" | on_a $(shim a) timeout 10 socat - TCP4:$IP_B:7502 2>/dev/null
 }
@@ -161,6 +166,17 @@ got=$(echo hello | on_b env LD_PRELOAD=$LIB TLSHIM=1 TLSHIM_DIR=$T/c \
 grep -q "revoked" a.log || fail "the refusal of a revoked peer was not logged"
 expect 5 "renew revoked" "$KEYS" renew --server $SERVER --dir c
 grep -q "revoked" err || fail "renew revoked: unclear message"
+
+# revoke with no target writes a fresh CRL (b's old certificate and c's
+# two); serve --once stops after one certificate.
+"$KEYS" revoke --ca ca >out || fail "revoke (refresh) failed"
+grep -q "lists 3 revoked certificates" out || fail "refresh: $(cat out)"
+bg on_a "$KEYS" serve --ca ca --listen $IP_A:7510 --once 2>serve-once.log
+wait_port_or_fail a 7510
+te=$("$KEYS" token --ca ca 2>/dev/null)
+expect 0 "join with serve --once" "$KEYS" join --server $IP_A:7510 \
+    --pin "$PIN" --token "$te" --node e --out e
+wait_bg 10 || fail "serve --once did not stop after one certificate"
 
 touch "$T/go"
 wait "$held" || fail "the open connection did not survive renewal"
