@@ -69,6 +69,7 @@ wait_bg 10 || true
 
 # A stalled client (TCP only, nothing sent) against a concurrent server.
 bg on_b $(shim b) python3 $ADV echo-server 7703
+echo_server=$BG_LAST
 wait_port_or_fail b 7703
 bg on_a socat -u TCP4:$IP_B:7703 EXEC:"sleep 20"
 stall=$BG_LAST
@@ -84,4 +85,33 @@ until grep -q "TLS handshake as server timed out" "$T/b.log"; do
 done
 kill "$stall" 2>/dev/null || true
 echo "stalled client: timed out after TLSHIM_HANDSHAKE_TIMEOUT; others served"
+
+# Hostile churn: rounds of 150 refused connections (random bytes, no
+# shim, another CA). After a first round has warmed up the allocators,
+# another round leaves the server's descriptors and memory where they were.
+fds() { ls "/proc/$echo_server/fd" | wc -l; }
+rss() { awk '/^VmRSS/ { print $2 }' "/proc/$echo_server/status"; }
+hostile_round() {
+	for i in $(seq 50); do
+		head -c 3000 /dev/urandom | on_a timeout 5 socat -u - \
+		    TCP4:$IP_B:7703 2>/dev/null || true
+		echo plain | on_a timeout 5 socat - TCP4:$IP_B:7703 >/dev/null \
+		    2>&1 || true
+		echo evil | on_a env LD_PRELOAD=$LIB TLSHIM=1 TLSHIM_DIR=$T/evil \
+		    timeout 5 socat - TCP4:$IP_B:7703 >/dev/null 2>&1 || true
+	done
+	[ "$(echo again | on_a $(shim a) timeout 10 socat - TCP4:$IP_B:7703)" = again ] ||
+	    fail "the server stopped serving after hostile churn"
+	sleep 0.5
+}
+hostile_round
+fd0=$(fds) rss0=$(rss)
+hostile_round
+hostile_round
+fd1=$(fds) rss1=$(rss)
+[ "$fd1" -le "$fd0" ] || fail "descriptors grew from $fd0 to $fd1 after hostile churn"
+[ $((rss1 - rss0)) -lt 1024 ] ||
+    fail "memory grew by $((rss1 - rss0)) KiB over 300 hostile connections"
+echo "hostile churn: 450 refused connections; over the last 300, fds" \
+    "$fd0 -> $fd1, RSS $rss0 -> $rss1 KiB"
 exit 0

@@ -10,6 +10,8 @@ be in memory.
 import re
 import sys
 
+WINDOW = 64 << 20
+
 
 def regions(pid):
     with open(f"/proc/{pid}/maps") as maps:
@@ -26,15 +28,26 @@ def main():
         name, hexbytes = arg.split("=", 1)
         needles[name] = bytes.fromhex(hexbytes)
     counts = dict.fromkeys(needles, 0)
+    overlap = max(len(n) for n in needles.values()) - 1
     with open(f"/proc/{pid}/mem", "rb", 0) as mem:
         for start, end in regions(pid):
-            try:
-                mem.seek(start)
-                data = mem.read(end - start)
-            except (OSError, ValueError, OverflowError):
-                continue
-            for name, needle in needles.items():
-                counts[name] += data.count(needle)
+            # Windows that overlap by a needle's length, so that nothing
+            # straddling a window edge is missed or counted twice.
+            pos = start
+            while pos < end:
+                size = min(WINDOW, end - pos)
+                try:
+                    mem.seek(pos)
+                    data = mem.read(size + min(overlap, end - pos - size))
+                except (OSError, ValueError, OverflowError):
+                    break
+                for name, needle in needles.items():
+                    found = data.count(needle)
+                    # Matches starting in the overlap belong to the next
+                    # window.
+                    found -= data[size:].count(needle) if len(data) > size else 0
+                    counts[name] += found
+                pos += size
     for name, count in counts.items():
         print(name, count)
 
