@@ -247,6 +247,7 @@ static WOLFSSL_CTX *
 creds_ctx(bool client, const uint8_t *ca, size_t calen, const uint8_t *crt,
     size_t crtlen, const uint8_t *key, size_t keylen, char *err, size_t errlen)
 {
+	int groups[2] = { WOLFSSL_ECC_X25519, WOLFSSL_ECC_SECP256R1 };
 	WOLFSSL_CTX *ctx;
 
 	ctx = wolfSSL_CTX_new(client ? wolfTLSv1_3_client_method() :
@@ -273,6 +274,14 @@ creds_ctx(bool client, const uint8_t *ca, size_t calen, const uint8_t *crt,
 	wolfSSL_CTX_set_verify(ctx, WOLFSSL_VERIFY_PEER |
 	    WOLFSSL_VERIFY_FAIL_IF_NO_PEER_CERT, NULL);
 	wolfSSL_CTX_no_ticket_TLSv13(ctx);
+	/* X25519 first: in Debian's wolfSSL it runs on dedicated field code,
+	 * P-256 on generic big numbers (connection setup across veth, median:
+	 * 1.64 ms with P-256, 1.05-1.17 ms with X25519). P-256 stays as the
+	 * fallback. */
+	if (wolfSSL_CTX_set_groups(ctx, groups, 2) != WOLFSSL_SUCCESS) {
+		snprintf(err, errlen, "wolfSSL refused the key exchange groups");
+		goto err0;
+	}
 	return ctx;
 
 err0:

@@ -49,8 +49,13 @@ for family in 4 6; do
 	if capture_has "enc$family" "$MARKER"; then
 		fail "IPv$family: plaintext marker found on the wire"
 	fi
+	# The servers chose X25519 for the key exchange (29; the cheaper one).
+	groups=$(tshark -r "$T/enc$family.pcap" -Y "tls.handshake.type == 2" \
+	    -T fields -e tls.handshake.extensions_key_share_group 2>/dev/null |
+	    sort -u | tr '\n' ' ')
+	[ "$groups" = "29 " ] || fail "IPv$family: key exchange groups '$groups', not X25519"
 	echo "IPv$family: 2 x 4 MB intact, $bytes TCP payload bytes captured," \
-	    "no plaintext on the wire"
+	    "no plaintext on the wire, X25519 key exchange"
 done
 
 # A client that sends a few bytes and exits at once: the shim finishes the
