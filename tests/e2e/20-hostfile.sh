@@ -37,10 +37,14 @@ sh examples/enroll-hosts.sh >"$T/enroll2.out" 2>&1 || fail "a second run failed"
     fail "a second run re-enrolled: $(cat "$T/enroll2.out")"
 
 export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
+# rtc ^hwloc: Open MPI 4.1.4's orted now and then crashes writing its
+# hwloc topology to shared memory (hwloc_shmem_topology_write, a SIGSEGV
+# before any socket is used; about 1 run in 10 here). Binding is not
+# what this test is about.
 on_a unshare -m sh -c "mount --bind $T/host-node-a $T/creds && exec env \
     TLSHIM_LIB=$LIB TLSHIM_LOG=info TLSHIM_LOG_FILE=$T/mpi.log NP=4 \
     MPIRUN_ARGS='--mca plm_rsh_agent $T/bin/ssh --mca btl_tcp_if_include \
-    198.18.0.0/24 --mca oob_tcp_if_include 198.18.0.0/24' \
+    198.18.0.0/24 --mca oob_tcp_if_include 198.18.0.0/24 --mca rtc ^hwloc' \
     timeout 120 examples/mpirun.sh /usr/bin/python3 tests/progs/mpi_job.py" \
     >"$T/mpi.out" 2>&1 || fail "mpirun failed: $(tail -n 20 "$T/mpi.out")"
 [ "$(grep -o "Allreduce, Bcast and Alltoall correct" "$T/mpi.out" | wc -l)" = 4 ] ||
