@@ -240,8 +240,8 @@ name_held_by_other(const struct keys_issued *item, void *arg)
 
 /* spiffe://CLUSTER/[job/JOB/]node/NODE of our cluster, split. */
 static int
-identity_split(const char *uri, const char *cluster, char *job, size_t joblen,
-    char *node, size_t nodelen)
+identity_split(const char *uri, const char *cluster, char job[64],
+    char node[64])
 {
 	char prefix[160];
 	const char *rest;
@@ -259,8 +259,6 @@ identity_split(const char *uri, const char *cluster, char *job, size_t joblen,
 	n = 0;
 	if (sscanf(rest, "node/%63[^/]%n", node, &n) == 1 && rest[n] == '\0')
 		return keys_name_ok(node) ? 0 : -1;
-	(void)joblen;
-	(void)nodelen;
 	return -1;
 }
 
@@ -283,7 +281,7 @@ renewing_identity(struct client *cl, struct keys_conn *c, char *job,
 	if ((der = wolfSSL_X509_get_der(x509, &der_len)) == NULL ||
 	    handshake_uri_of_der(der, (size_t)der_len, uri, sizeof(uri)) ||
 	    wolfSSL_X509_get_isCA(x509) ||
-	    identity_split(uri, cl->srv->ca.cluster, job, 64, node, 64)) {
+	    identity_split(uri, cl->srv->ca.cluster, job, node)) {
 		refuse(cl, c, "bad-certificate", "the certificate is not a "
 		    "node certificate of cluster %s", cl->srv->ca.cluster);
 	} else if (wolfSSL_X509_get_serial_number(x509, serial, &serial_len) !=
@@ -301,9 +299,10 @@ renewing_identity(struct client *cl, struct keys_conn *c, char *job,
 	return rc;
 }
 
-/* Issue and answer; the caller holds the issuance lock. */
+/* Sign the certificate and fill the answer; the caller holds the
+ * issuance lock. */
 static int
-issue_and_answer(struct client *cl, struct keys_conn *c, ecc_key *key,
+issue_and_answer(struct client *cl, ecc_key *key,
     const struct keys_message *req, const char *job, const char *node,
     struct keys_message *resp, char *uri, size_t urilen)
 {
@@ -341,7 +340,6 @@ issue_and_answer(struct client *cl, struct keys_conn *c, ecc_key *key,
 		resp->crl_len = crl_len;
 	}
 	free(crl);
-	(void)c;
 	return 0;
 }
 
@@ -441,7 +439,7 @@ handle(struct client *cl)
 			}
 		}
 	}
-	if (issue_and_answer(cl, &c, &key, req, job, node, resp, uri,
+	if (issue_and_answer(cl, &key, req, job, node, resp, uri,
 	    sizeof(uri)) != 0 ||
 	    (req->verb == KEYS_VERB_JOIN &&
 	    keys_token_spend(srv->ca.dir, &claim, node, key_pin) != 0)) {
