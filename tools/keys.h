@@ -48,6 +48,7 @@ int keys_serve_main(int argc, char **argv);
 int keys_join_main(int argc, char **argv);
 int keys_renew_main(int argc, char **argv);
 int keys_revoke_main(int argc, char **argv);
+int keys_crl_main(int argc, char **argv);
 
 /* Print "tlshim-keys: " and the message to stderr; returns ${code}. */
 int keys_fail(int code, const char *fmt, ...)

@@ -1,5 +1,6 @@
 /*
- * tlshim-keys join and renew: a node gets its certificate from 'serve'.
+ * tlshim-keys join, renew and crl: a node's side of enrollment. join and
+ * renew get the node's certificate from 'serve'; crl gets the current CRL.
  *
  * The node's private key is made here and never leaves the node. Until
  * the certificate arrives it waits in NODE_DIR/.pending.key (0600), so a
@@ -144,7 +145,7 @@ exchange(struct enroll *e, WOLFSSL_CTX *ctx, WC_RNG *rng, char *why,
 		snprintf(why, whylen, "%s refused: %s: %s", e->server,
 		    e->resp->code, e->resp->message);
 		rc = KEYS_DENIED;
-	} else if (e->resp->verb != KEYS_VERB_OK) {
+	} else if (e->resp->verb != KEYS_VERB_OK || e->resp->cert_len == 0) {
 		snprintf(why, whylen, "%s sent an unexpected answer", e->server);
 	} else {
 		rc = KEYS_OK;
@@ -492,6 +493,61 @@ out0:
 	return rc;
 }
 
+/* A node's current credentials, checked to be usable for mutual TLS. */
+struct node_files {
+	uint8_t *ca, *crt, *key;
+	size_t ca_len, crt_len, key_len;
+	char pin[KEYS_PIN_SIZE];	/* of ca.crt: the server must have it */
+	long left;			/* seconds until node.crt expires */
+};
+
+static void
+node_files_free(struct node_files *nf)
+{
+	free(nf->ca);
+	free(nf->crt);
+	keys_free_secret(nf->key, nf->key_len);
+	memset(nf, 0, sizeof(*nf));
+}
+
+static int seconds_left(const uint8_t *pem, size_t len, long *left);
+
+static int
+node_files_load(const char *dir, struct node_files *nf)
+{
+	char path[4200];
+	uint8_t ca_der[4096];
+	int n, rc;
+
+	snprintf(path, sizeof(path), "%s/ca.crt", dir);
+	if ((rc = keys_read_file(path, false, &nf->ca, &nf->ca_len)) != KEYS_OK)
+		return rc;
+	snprintf(path, sizeof(path), "%s/node.crt", dir);
+	if ((rc = keys_read_file(path, false, &nf->crt, &nf->crt_len)) !=
+	    KEYS_OK)
+		return rc;
+	snprintf(path, sizeof(path), "%s/node.key", dir);
+	if ((rc = keys_read_file(path, true, &nf->key, &nf->key_len)) !=
+	    KEYS_OK)
+		return rc;
+	if ((n = wc_CertPemToDer(nf->ca, (int)nf->ca_len, ca_der,
+	    sizeof(ca_der), CERT_TYPE)) <= 0 ||
+	    keys_pin_of_der(ca_der, (size_t)n, nf->pin) != 0)
+		return keys_fail(KEYS_FILE, "%s/ca.crt is not a PEM certificate",
+		    dir);
+	if (seconds_left(nf->crt, nf->crt_len, &nf->left) != 0)
+		return keys_fail(KEYS_FILE, "%s/node.crt is not a PEM "
+		    "certificate", dir);
+	if (nf->left <= 0)
+		return keys_fail(KEYS_FILE, "%s/node.crt expired %ld s ago; "
+		    "renewal needs a valid certificate: join again with a token",
+		    dir, -nf->left);
+	if (!handshake_key_matches(nf->crt, nf->crt_len, nf->key, nf->key_len))
+		return keys_fail(KEYS_FILE, "%s/node.key does not match "
+		    "%s/node.crt", dir, dir);
+	return KEYS_OK;
+}
+
 static void
 renew_usage(FILE *out)
 {
@@ -547,12 +603,10 @@ keys_renew_main(int argc, char **argv)
 	struct enroll e = { .timeout = DEFAULT_TIMEOUT,
 	    .retries = DEFAULT_RETRIES };
 	const char *ips = NULL;
-	uint8_t *ca = NULL, *crt = NULL, *key = NULL;
-	size_t ca_len = 0, crt_len = 0, key_len = 0;
-	char path[4200], pin[KEYS_PIN_SIZE], cert_ips[512];
-	uint8_t ca_der[4096];
-	long within = 0, left = 0;
-	int ch, rc, n;
+	struct node_files nf = { 0 };
+	char cert_ips[512];
+	long within = 0;
+	int ch, rc;
 
 	while ((ch = getopt_long(argc, argv, "", opts, NULL)) != -1) {
 		switch (ch) {
@@ -576,42 +630,15 @@ keys_renew_main(int argc, char **argv)
 		renew_usage(stderr);
 		return KEYS_USAGE;
 	}
-	snprintf(path, sizeof(path), "%s/ca.crt", e.dir);
-	if ((rc = keys_read_file(path, false, &ca, &ca_len)) != KEYS_OK)
+	if ((rc = node_files_load(e.dir, &nf)) != KEYS_OK)
 		goto out0;
-	snprintf(path, sizeof(path), "%s/node.crt", e.dir);
-	if ((rc = keys_read_file(path, false, &crt, &crt_len)) != KEYS_OK)
-		goto out0;
-	snprintf(path, sizeof(path), "%s/node.key", e.dir);
-	if ((rc = keys_read_file(path, true, &key, &key_len)) != KEYS_OK)
-		goto out0;
-	rc = KEYS_FILE;
-	if ((n = wc_CertPemToDer(ca, (int)ca_len, ca_der, sizeof(ca_der),
-	    CERT_TYPE)) <= 0 || keys_pin_of_der(ca_der, (size_t)n, pin) != 0) {
-		keys_fail(rc, "%s/ca.crt is not a PEM certificate", e.dir);
-		goto out0;
-	}
-	if (seconds_left(crt, crt_len, &left) != 0) {
-		keys_fail(rc, "%s/node.crt is not a PEM certificate", e.dir);
-		goto out0;
-	}
-	if (left <= 0) {
-		keys_fail(rc, "%s/node.crt expired %ld s ago; renewal needs a "
-		    "valid certificate: join again with a token", e.dir, -left);
-		goto out0;
-	}
-	if (!handshake_key_matches(crt, crt_len, key, key_len)) {
-		keys_fail(rc, "%s/node.key does not match %s/node.crt", e.dir,
-		    e.dir);
-		goto out0;
-	}
-	if (within > 0 && left > within) {
+	if (within > 0 && nf.left > within) {
 		printf("%s/node.crt is valid for another %ld h; not renewing\n",
-		    e.dir, left / 3600);
+		    e.dir, nf.left / 3600);
 		rc = KEYS_OK;
 		goto out0;
 	}
-	if (ips == NULL && keys_cert_ips(crt, crt_len, cert_ips,
+	if (ips == NULL && keys_cert_ips(nf.crt, nf.crt_len, cert_ips,
 	    sizeof(cert_ips)) == 0 && cert_ips[0] != '\0')
 		ips = cert_ips;
 	if (enroll_alloc(&e) != 0 || add_ips(e.req, ips) != 0) {
@@ -619,15 +646,141 @@ keys_renew_main(int argc, char **argv)
 		goto out1;
 	}
 	e.req->verb = KEYS_VERB_RENEW;
-	e.pin = pin;
-	e.crt = crt;
-	e.crt_len = crt_len;
-	rc = enroll(&e, key, key_len);
+	e.pin = nf.pin;
+	e.crt = nf.crt;
+	e.crt_len = nf.crt_len;
+	rc = enroll(&e, nf.key, nf.key_len);
 out1:
 	enroll_free(&e);
 out0:
-	free(ca);
-	free(crt);
-	keys_free_secret(key, key_len);
+	node_files_free(&nf);
+	return rc;
+}
+
+static void
+crl_usage(FILE *out)
+{
+	fprintf(out,
+	    "usage: tlshim-keys crl --server HOST:PORT --dir NODE_DIR "
+	    "[--timeout S]\n\n"
+	    "Fetches the CA's current CRL, authenticated by the node's "
+	    "certificate (mutual\nTLS, server checked against ca.crt), checks "
+	    "its signature and writes\nNODE_DIR/crl.pem. Running tlshim "
+	    "processes refuse the peers it lists from\ntheir next handshake. "
+	    "Run it from a timer to spread revocations.\n"
+	    "Exit codes as for join.\n");
+}
+
+/* The CRL must be the CA's: wolfSSL checks its signature on load. */
+static int
+crl_check(const struct node_files *nf, const uint8_t *crl, size_t len)
+{
+	WOLFSSL_CERT_MANAGER *cm = wolfSSL_CertManagerNew();
+	int ok;
+
+	ok = cm != NULL && wolfSSL_CertManagerLoadCABuffer(cm, nf->ca,
+	    (long)nf->ca_len, WOLFSSL_FILETYPE_PEM) == WOLFSSL_SUCCESS &&
+	    wolfSSL_CertManagerEnableCRL(cm, WOLFSSL_CRL_CHECK) ==
+	    WOLFSSL_SUCCESS &&
+	    wolfSSL_CertManagerLoadCRLBuffer(cm, crl, (long)len,
+	    WOLFSSL_FILETYPE_ASN1) == WOLFSSL_SUCCESS;
+	if (cm != NULL)
+		wolfSSL_CertManagerFree(cm);
+	return ok ? 0 : -1;
+}
+
+int
+keys_crl_main(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "server", required_argument, NULL, 's' },
+		{ "dir", required_argument, NULL, 'd' },
+		{ "timeout", required_argument, NULL, 't' },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	struct enroll e = { .timeout = DEFAULT_TIMEOUT };
+	struct node_files nf = { 0 };
+	struct keys_conn c = { .fd = -1 };
+	WOLFSSL_CTX *ctx = NULL;
+	char why[512], ca_pin[KEYS_PIN_SIZE];
+	static uint8_t pem[160 * 1024];
+	size_t pem_len = sizeof(pem);
+	int ch, rc;
+
+	while ((ch = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+		switch (ch) {
+		case 's': e.server = optarg; break;
+		case 'd': e.dir = optarg; break;
+		case 't':
+			if (parse_attempts(ch, optarg, &e))
+				return KEYS_USAGE;
+			break;
+		case 'h': crl_usage(stdout); return KEYS_OK;
+		default: crl_usage(stderr); return KEYS_USAGE;
+		}
+	}
+	if (optind != argc || e.server == NULL || e.dir == NULL) {
+		crl_usage(stderr);
+		return KEYS_USAGE;
+	}
+	if ((rc = node_files_load(e.dir, &nf)) != KEYS_OK)
+		goto out;
+	if (enroll_alloc(&e) != 0 || (ctx = keys_tls_client_ctx(nf.pin, nf.crt,
+	    nf.crt_len, nf.key, nf.key_len)) == NULL) {
+		rc = KEYS_FILE;
+		goto out;
+	}
+	e.req->verb = KEYS_VERB_CRL;
+	if ((rc = keys_tls_connect(ctx, e.server, e.timeout, &c, why,
+	    sizeof(why))) != KEYS_OK) {
+		keys_fail(rc, "%s", why);
+		goto out;
+	}
+	rc = KEYS_NETWORK;
+	if (keys_tls_send(&c, e.req) != 0 ||
+	    keys_tls_recv(&c, e.resp, why, sizeof(why)) != 0) {
+		keys_fail(rc, "%s: %s", e.server, why);
+		goto out;
+	}
+	if (e.resp->verb == KEYS_VERB_ERROR) {
+		rc = keys_fail(KEYS_DENIED, "%s refused: %s: %s", e.server,
+		    e.resp->code, e.resp->message);
+		goto out;
+	}
+	if (e.resp->verb != KEYS_VERB_OK ||
+	    keys_pin_of_der(e.resp->ca, e.resp->ca_len, ca_pin) != 0 ||
+	    sodium_memcmp(ca_pin, nf.pin, KEYS_PIN_SIZE) != 0) {
+		rc = keys_fail(KEYS_PIN, "the server's CA is not %s/ca.crt",
+		    e.dir);
+		goto out;
+	}
+	if (e.resp->crl_len == 0) {
+		printf("no CRL is published yet; %s unchanged\n", e.dir);
+		rc = KEYS_OK;
+		goto out;
+	}
+	if (crl_check(&nf, e.resp->crl, e.resp->crl_len) != 0 ||
+	    keys_pem(e.resp->crl, e.resp->crl_len, CRL_TYPE, pem, &pem_len)) {
+		rc = keys_fail(KEYS_NETWORK, "the CRL from %s is not signed by "
+		    "%s/ca.crt", e.server, e.dir);
+		goto out;
+	}
+	{
+		const char *names[1] = { "crl.pem" };
+		const uint8_t *data[1] = { pem };
+		int modes[1] = { 0644 };
+
+		rc = keys_write_files(e.dir, names, data, &pem_len, modes, 1,
+		    true);
+	}
+	if (rc == KEYS_OK)
+		printf("wrote %s/crl.pem (%zu bytes)\n", e.dir, pem_len);
+out:
+	keys_tls_close(&c);
+	if (ctx != NULL)
+		wolfSSL_CTX_free(ctx);
+	enroll_free(&e);
+	node_files_free(&nf);
 	return rc;
 }

@@ -16,6 +16,7 @@ static const char *const verb_names[] = {
 	[KEYS_VERB_RENEW] = "renew",
 	[KEYS_VERB_OK] = "ok",
 	[KEYS_VERB_ERROR] = "error",
+	[KEYS_VERB_CRL] = "crl",
 };
 
 /* Field presence bits, to refuse repeats and check what a verb needs. */
@@ -28,8 +29,9 @@ enum {
 static const unsigned required[] = {
 	[KEYS_VERB_JOIN] = HAS_TOKEN | HAS_NODE | HAS_KEY | HAS_PROOF,
 	[KEYS_VERB_RENEW] = HAS_KEY | HAS_PROOF,
-	[KEYS_VERB_OK] = HAS_CERT | HAS_CA,
+	[KEYS_VERB_OK] = HAS_CA,
 	[KEYS_VERB_ERROR] = 0,
+	[KEYS_VERB_CRL] = 0,
 };
 
 static const unsigned allowed[] = {
@@ -37,6 +39,7 @@ static const unsigned allowed[] = {
 	[KEYS_VERB_RENEW] = HAS_KEY | HAS_PROOF,
 	[KEYS_VERB_OK] = HAS_CERT | HAS_CA | HAS_CRL,
 	[KEYS_VERB_ERROR] = HAS_MESSAGE,
+	[KEYS_VERB_CRL] = 0,
 };
 
 bool
@@ -101,7 +104,7 @@ parse_first_line(const char *line, size_t len, struct keys_message *m)
 	line += plen + 1;
 	len -= plen + 1;
 	sp = memchr(line, ' ', len);
-	for (i = KEYS_VERB_JOIN; i <= KEYS_VERB_ERROR; i++) {
+	for (i = KEYS_VERB_JOIN; i <= KEYS_VERB_CRL; i++) {
 		size_t vlen = sp ? (size_t)(sp - line) : len;
 
 		if (strlen(verb_names[i]) == vlen &&
@@ -297,7 +300,7 @@ keys_message_format(const struct keys_message *m, uint8_t *out, size_t cap)
 	int i, n;
 	bool request = m->verb == KEYS_VERB_JOIN || m->verb == KEYS_VERB_RENEW;
 
-	if (m->verb < KEYS_VERB_JOIN || m->verb > KEYS_VERB_ERROR)
+	if (m->verb < KEYS_VERB_JOIN || m->verb > KEYS_VERB_CRL)
 		return -1;
 	n = snprintf(p, cap, "%s %s%s%s\n", PROTOCOL, verb_names[m->verb],
 	    m->verb == KEYS_VERB_ERROR ? " " : "",
@@ -315,7 +318,8 @@ keys_message_format(const struct keys_message *m, uint8_t *out, size_t cap)
 	    put_binary(&p, end, "proof", m->proof, m->proof_len)))
 		return -1;
 	if (m->verb == KEYS_VERB_OK &&
-	    (put_binary(&p, end, "cert", m->cert, m->cert_len) ||
+	    ((m->cert_len > 0 &&
+	    put_binary(&p, end, "cert", m->cert, m->cert_len)) ||
 	    put_binary(&p, end, "ca", m->ca, m->ca_len) ||
 	    (m->crl_len > 0 && put_binary(&p, end, "crl", m->crl, m->crl_len))))
 		return -1;

@@ -11,13 +11,14 @@
  *	tlshim-enroll/1 VERB [CODE]\n
  *	field=value\n ...
  *
- * VERB is join or renew (requests), ok or error (responses). Fields are
+ * VERB is join, renew or crl (requests), ok or error (responses). Fields are
  * strict: unknown, repeated (except ip) or over-long fields are errors.
  * Binary fields (key, proof, cert, ca, crl) are base64 DER.
  *
  *	join:  token, node, ip*, key, proof
  *	renew: ip*, key, proof
- *	ok:    cert, ca, crl?
+ *	crl:   (nothing: the node's certificate in the handshake says who)
+ *	ok:    cert? (for join and renew), ca, crl?
  *	error: CODE on the first line, message
  *
  * key is the new public key (SubjectPublicKeyInfo); proof is its ECDSA
@@ -39,6 +40,7 @@ enum keys_verb {
 	KEYS_VERB_RENEW,
 	KEYS_VERB_OK,
 	KEYS_VERB_ERROR,
+	KEYS_VERB_CRL,
 };
 
 struct keys_message {

@@ -193,27 +193,26 @@ int
 keys_crl_der(const char *ca_dir, uint8_t **der, size_t *len)
 {
 	char path[4200];
-	uint8_t *pem = NULL, *out;
+	uint8_t *pem = NULL;
 	size_t pem_len = 0;
-	int n;
+	DerBuffer *buf = NULL;
+	int rc = -1;
 
 	snprintf(path, sizeof(path), "%s/crl.pem", ca_dir);
 	if (access(path, F_OK) != 0 ||
 	    keys_read_file(path, false, &pem, &pem_len) != KEYS_OK)
 		return -1;
-	if ((out = malloc(pem_len)) == NULL) {
-		free(pem);
-		return -1;
+	/* wc_CertPemToDer takes certificates only: the general decoder. */
+	if (wc_PemToDer(pem, (long)pem_len, CRL_TYPE, &buf, NULL, NULL,
+	    NULL) == 0 && buf != NULL && buf->length > 0 &&
+	    (*der = malloc(buf->length)) != NULL) {
+		memcpy(*der, buf->buffer, buf->length);
+		*len = buf->length;
+		rc = 0;
 	}
-	n = wc_CertPemToDer(pem, (int)pem_len, out, (int)pem_len, CRL_TYPE);
+	wc_FreeDer(&buf);
 	free(pem);
-	if (n <= 0) {
-		free(out);
-		return -1;
-	}
-	*der = out;
-	*len = (size_t)n;
-	return 0;
+	return rc;
 }
 
 /* Write CA_DIR/crl.pem listing every serial in CA_DIR/revoked. */

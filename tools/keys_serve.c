@@ -9,6 +9,7 @@
  *        name no other key holds a live certificate for.
  * renew: a node authenticated by its current certificate gets a new one
  *        with the same identity for a new key.
+ * crl:   a node authenticated the same way gets the current CRL.
  */
 #define _GNU_SOURCE
 #include <arpa/inet.h>
@@ -262,9 +263,10 @@ identity_split(const char *uri, const char *cluster, char job[64],
 	return -1;
 }
 
-/* Who a renewing client is, from its verified certificate. */
+/* Who a renewing (or CRL-fetching) node is, from its verified
+ * certificate; a revoked one is refused. */
 static int
-renewing_identity(struct client *cl, struct keys_conn *c, char *job,
+node_identity(struct client *cl, struct keys_conn *c, char *job,
     char *node)
 {
 	WOLFSSL_X509 *x509 = wolfSSL_get_peer_certificate(c->ssl);
@@ -274,8 +276,8 @@ renewing_identity(struct client *cl, struct keys_conn *c, char *job,
 	int serial_len = sizeof(serial), der_len = 0, rc = -1;
 
 	if (x509 == NULL) {
-		refuse(cl, c, "no-certificate", "renew needs the node's current "
-		    "certificate (use join with a token instead)");
+		refuse(cl, c, "no-certificate", "renew and crl need the node's "
+		    "current certificate (use join with a token instead)");
 		return -1;
 	}
 	if ((der = wolfSSL_X509_get_der(x509, &der_len)) == NULL ||
@@ -343,6 +345,33 @@ issue_and_answer(struct client *cl, ecc_key *key,
 	return 0;
 }
 
+/* The current CA certificate and CRL, for an authenticated node. */
+static void
+answer_crl(struct client *cl, struct keys_conn *c, struct keys_message *resp)
+{
+	struct server *srv = cl->srv;
+	char job[64], node[64], uri[512];
+	uint8_t *crl = NULL;
+	size_t crl_len = 0;
+
+	if (node_identity(cl, c, job, node) != 0)
+		return;
+	memset(resp, 0, sizeof(*resp));
+	resp->verb = KEYS_VERB_OK;
+	memcpy(resp->ca, srv->ca.der, (size_t)srv->ca.der_len);
+	resp->ca_len = (size_t)srv->ca.der_len;
+	if (keys_crl_der(srv->ca.dir, &crl, &crl_len) == 0 &&
+	    crl_len <= sizeof(resp->crl)) {
+		memcpy(resp->crl, crl, crl_len);
+		resp->crl_len = crl_len;
+	}
+	free(crl);
+	(void)keys_identity(srv->ca.cluster, job, node, uri, sizeof(uri));
+	if (keys_tls_send(c, resp) == 0)
+		serve_log(cl->peer, "sent %s to %s", resp->crl_len ? "the CRL" :
+		    "the CA (no CRL yet)", uri);
+}
+
 /* Serialise issuance: threads of this process, then other processes. */
 static int
 issuance_lock(struct server *srv)
@@ -398,8 +427,12 @@ handle(struct client *cl)
 		refuse(cl, &c, "bad-request", "%s", why);
 		goto out;
 	}
+	if (req->verb == KEYS_VERB_CRL) {
+		answer_crl(cl, &c, resp);
+		goto out;
+	}
 	if (req->verb != KEYS_VERB_JOIN && req->verb != KEYS_VERB_RENEW) {
-		refuse(cl, &c, "bad-request", "expected join or renew");
+		refuse(cl, &c, "bad-request", "expected join, renew or crl");
 		goto out;
 	}
 	if (check_proof(&c, req, &key, key_pin) != 0) {
@@ -408,7 +441,7 @@ handle(struct client *cl)
 		goto out;
 	}
 	if (req->verb == KEYS_VERB_RENEW &&
-	    renewing_identity(cl, &c, job, node) != 0)
+	    node_identity(cl, &c, job, node) != 0)
 		goto out_key;
 
 	lock_fd = issuance_lock(srv);

@@ -156,7 +156,12 @@ grep -q "credentials in $T/b changed" b.log || fail "b did not reload"
 # A revoked node: c's certificate is revoked; a refuses c's connection
 # and the server refuses c's renewal.
 "$KEYS" revoke --ca ca --node c >out || fail "revoke --node"
-cp ca/crl.pem a/crl.pem
+# Node a fetches the new CRL from the server (mutual TLS as node a).
+expect 0 "crl" "$KEYS" crl --server $SERVER --dir b
+on_a "$KEYS" crl --server $SERVER --dir a >out || fail "crl on node a failed"
+grep -q "wrote a/crl.pem" out || fail "crl: $(cat out)"
+cmp -s a/crl.pem ca/crl.pem || fail "the fetched CRL is not the CA's"
+expect 2 "crl without credentials" "$KEYS" crl --server $SERVER --dir nowhere
 bg on_a $(shim a) python3 $ADV echo-server 7503
 wait_port_or_fail a 7503
 got=$(echo hello | on_b env LD_PRELOAD=$LIB TLSHIM=1 TLSHIM_DIR=$T/c \
@@ -177,6 +182,7 @@ te=$("$KEYS" token --ca ca 2>/dev/null)
 expect 0 "join with serve --once" "$KEYS" join --server $IP_A:7510 \
     --pin "$PIN" --token "$te" --node e --out e
 wait_bg 10 || fail "serve --once did not stop after one certificate"
+cmp -s e/crl.pem ca/crl.pem || fail "join did not install the current CRL"
 
 touch "$T/go"
 wait "$held" || fail "the open connection did not survive renewal"

@@ -144,6 +144,23 @@ START_TEST(hostile_input_is_refused)
 }
 END_TEST
 
+/* crl: a request with no fields (the handshake's certificate says who);
+ * its answer carries the CA and the CRL but no certificate. */
+START_TEST(crl_request_and_answer)
+{
+	char why[160];
+
+	ck_assert_int_eq(parse_text("tlshim-enroll/1 crl\n", why), 0);
+	ck_assert_int_eq(b.verb, KEYS_VERB_CRL);
+	ck_assert_int_eq(parse_text("tlshim-enroll/1 crl\nkey=AQ==\n", why), -1);
+	ck_assert_int_eq(parse_text("tlshim-enroll/1 ok\nca=AQ==\ncrl=Ag==\n",
+	    why), 0);
+	ck_assert_uint_eq(b.cert_len, 0);
+	ck_assert_uint_eq(b.crl_len, 1);
+	ck_assert_int_eq(parse_text("tlshim-enroll/1 ok\ncrl=Ag==\n", why), -1);
+}
+END_TEST
+
 START_TEST(format_refuses_what_parse_would)
 {
 	memset(&a, 0, sizeof(a));
@@ -168,6 +185,7 @@ main(void)
 	tcase_add_test(tc, join_round_trip);
 	tcase_add_test(tc, answers_round_trip);
 	tcase_add_test(tc, hostile_input_is_refused);
+	tcase_add_test(tc, crl_request_and_answer);
 	tcase_add_test(tc, format_refuses_what_parse_would);
 	suite_add_tcase(s, tc);
 	sr = srunner_create(s);
