@@ -301,6 +301,25 @@ node_identity(struct client *cl, struct keys_conn *c, char *job,
 	return rc;
 }
 
+/* Every positive answer: the CA certificate and the current CRL (nodes
+ * install both). */
+static void
+answer_ca_and_crl(struct server *srv, struct keys_message *resp)
+{
+	uint8_t *crl = NULL;
+	size_t crl_len = 0;
+
+	resp->verb = KEYS_VERB_OK;
+	memcpy(resp->ca, srv->ca.der, (size_t)srv->ca.der_len);
+	resp->ca_len = (size_t)srv->ca.der_len;
+	if (keys_crl_der(srv->ca.dir, &crl, &crl_len) == 0 &&
+	    crl_len <= sizeof(resp->crl)) {
+		memcpy(resp->crl, crl, crl_len);
+		resp->crl_len = crl_len;
+	}
+	free(crl);
+}
+
 /* Sign the certificate and fill the answer; the caller holds the
  * issuance lock. */
 static int
@@ -311,8 +330,6 @@ issue_and_answer(struct client *cl, ecc_key *key,
 	struct server *srv = cl->srv;
 	char ips[KEYS_MESSAGE_IPS * 48] = "";
 	struct keys_request kr;
-	uint8_t *crl = NULL;
-	size_t crl_len = 0;
 	WC_RNG rng;
 	int i, rc;
 
@@ -333,15 +350,7 @@ issue_and_answer(struct client *cl, ecc_key *key,
 	wc_FreeRng(&rng);
 	if (rc != 0)
 		return -1;
-	resp->verb = KEYS_VERB_OK;
-	memcpy(resp->ca, srv->ca.der, (size_t)srv->ca.der_len);
-	resp->ca_len = (size_t)srv->ca.der_len;
-	if (keys_crl_der(srv->ca.dir, &crl, &crl_len) == 0 &&
-	    crl_len <= sizeof(resp->crl)) {
-		memcpy(resp->crl, crl, crl_len);
-		resp->crl_len = crl_len;
-	}
-	free(crl);
+	answer_ca_and_crl(srv, resp);
 	return 0;
 }
 
@@ -351,21 +360,11 @@ answer_crl(struct client *cl, struct keys_conn *c, struct keys_message *resp)
 {
 	struct server *srv = cl->srv;
 	char job[64], node[64], uri[512];
-	uint8_t *crl = NULL;
-	size_t crl_len = 0;
 
 	if (node_identity(cl, c, job, node) != 0)
 		return;
 	memset(resp, 0, sizeof(*resp));
-	resp->verb = KEYS_VERB_OK;
-	memcpy(resp->ca, srv->ca.der, (size_t)srv->ca.der_len);
-	resp->ca_len = (size_t)srv->ca.der_len;
-	if (keys_crl_der(srv->ca.dir, &crl, &crl_len) == 0 &&
-	    crl_len <= sizeof(resp->crl)) {
-		memcpy(resp->crl, crl, crl_len);
-		resp->crl_len = crl_len;
-	}
-	free(crl);
+	answer_ca_and_crl(srv, resp);
 	(void)keys_identity(srv->ca.cluster, job, node, uri, sizeof(uri));
 	if (keys_tls_send(c, resp) == 0)
 		serve_log(cl->peer, "sent %s to %s", resp->crl_len ? "the CRL" :
