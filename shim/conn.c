@@ -1409,14 +1409,17 @@ conn_handshake_locked(struct conn *c, short revents, int64_t now)
 }
 
 bool
-conn_progress_step(struct conn *c, short revents, int64_t now)
+conn_progress_step(struct conn *c, short revents, int64_t now,
+    bool *established)
 {
 	bool app_closed, keep = true;
 	int rc;
 
+	*established = false;
 	pthread_mutex_lock(&c->lock);
 	if (c->state == CONN_CONNECTING || c->state == CONN_HANDSHAKING) {
 		conn_handshake_locked(c, revents, now);
+		*established = c->state == CONN_ESTABLISHED;
 		if (c->state != CONN_ESTABLISHED) {
 			keep = c->state != CONN_FAILED;
 			if (!keep && c->app_closed && c->fd >= 0) {

@@ -131,10 +131,12 @@ void conn_fork_child(void);
  * For the progress thread: conn_progress_events() says what to wait for on
  * which descriptor and until when (0: nothing, stop watching);
  * conn_progress_step() acts on the result and returns true while the
- * connection still needs the thread.
+ * connection still needs the thread; ${established} says whether this
+ * step completed the handshake.
  */
 short conn_progress_events(struct conn *c, int *fd, int64_t *deadline_ms);
-bool conn_progress_step(struct conn *c, short revents, int64_t now_ms);
+bool conn_progress_step(struct conn *c, short revents, int64_t now_ms,
+    bool *established);
 
 /* conn_watch_flag(c): whether ${c} is on the progress thread's list; only
  * read or written under the progress thread's lock. */

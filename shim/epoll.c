@@ -273,6 +273,21 @@ epoll_merge(int epfd, struct epoll_event *ev, int synth, int total)
 	return total;
 }
 
+void
+epoll_conn_established(struct conn *c)
+{
+	int i, j;
+
+	if (atomic_load(&sets_live) == 0)
+		return;
+	pthread_mutex_lock(&sets_lock);
+	for (i = 0; i < sets_count; i++)
+		for (j = 0; j < sets[i].count; j++)
+			if (sets[i].regs[j].conn == c)
+				reg_sync_kernel(sets[i].epfd, &sets[i].regs[j]);
+	pthread_mutex_unlock(&sets_lock);
+}
+
 int
 epoll_wait_emulated(int epfd, struct epoll_event *events, int max,
     int timeout_ms, const sigset_t *sigmask)

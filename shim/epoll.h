@@ -28,6 +28,12 @@ void epoll_note_ctl(int epfd, int op, int fd, const struct epoll_event *event);
 /* epoll_forget(epfd): ${epfd} is being closed. */
 void epoll_forget(int epfd);
 
+/* epoll_conn_established(c): ${c} finished its handshake: give every
+ * set watching it the application's full interest again, so that the
+ * kernel wakes waiters when it is ready (called without c's lock). */
+struct conn;
+void epoll_conn_established(struct conn *c);
+
 /* epoll_tracked(epfd): does ${epfd} watch a protected socket? */
 int epoll_tracked(int epfd);
 

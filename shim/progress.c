@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "conn.h"
+#include "epoll.h"
 #include "log.h"
 #include "progress.h"
 #include "real.h"
@@ -126,8 +127,16 @@ progress_main(void *arg)
 			(void)!real.read(wake_fd, &v, sizeof(v));
 		}
 		now = conn_now_ms();
-		for (i = 0; i < n; i++)
-			(void)conn_progress_step(conns[i], fds[i + 1].revents, now);
+		for (i = 0; i < n; i++) {
+			bool established;
+
+			(void)conn_progress_step(conns[i], fds[i + 1].revents,
+			    now, &established);
+			/* An application's epoll set learns at once, not at
+			 * its next look. */
+			if (established)
+				epoll_conn_established(conns[i]);
+		}
 	}
 	return NULL;
 }
