@@ -92,8 +92,9 @@ serve_usage(FILE *out)
 	    "  --timeout SECONDS     per-client deadline (default: %d)\n"
 	    "  --max-clients N       clients served at once (default: %d)\n"
 	    "An address with %d failed attempts in %d s is refused until the "
-	    "minute ends.\nEach request and each failure is logged on stderr; "
-	    "tokens and keys never are.\n"
+	    "minute ends\n(twice that many: closed without a handshake). "
+	    "Requests and failures are\nlogged on stderr, a flood's up to the "
+	    "limit; tokens and keys never are.\n"
 	    "Exit codes: 0 ok, 1 bad arguments, 2 file problem, 4 crypto "
 	    "failure,\n6 cannot listen.\n", KEYS_DEFAULT_NODE_DAYS,
 	    DEFAULT_TIMEOUT, DEFAULT_CLIENTS, RATE_FAILURES, RATE_WINDOW);
@@ -145,23 +146,28 @@ rate_slot(struct server *srv, const char *addr)
 	return oldest;
 }
 
-static bool
-rate_limited(struct server *srv, const char *addr)
+/* Failures of ${addr} in the current window. */
+static int
+rate_failures(struct server *srv, const char *addr)
 {
-	bool limited;
+	int failures;
 
 	pthread_mutex_lock(&srv->lock);
-	limited = srv->rate[rate_slot(srv, addr)].failures >= RATE_FAILURES;
+	failures = srv->rate[rate_slot(srv, addr)].failures;
 	pthread_mutex_unlock(&srv->lock);
-	return limited;
+	return failures;
 }
 
-static void
+/* Count one more failure; returns the count. */
+static int
 rate_fail(struct server *srv, const char *addr)
 {
+	int failures;
+
 	pthread_mutex_lock(&srv->lock);
-	srv->rate[rate_slot(srv, addr)].failures++;
+	failures = ++srv->rate[rate_slot(srv, addr)].failures;
 	pthread_mutex_unlock(&srv->lock);
+	return failures;
 }
 
 /* Refuse a request: tell the client why, log it, count the failure. */
@@ -175,6 +181,7 @@ refuse(struct client *cl, struct keys_conn *c, const char *code,
 {
 	struct keys_message *m = calloc(1, sizeof(*m));
 	va_list ap;
+	int n;
 
 	if (m == NULL)
 		return;
@@ -183,10 +190,14 @@ refuse(struct client *cl, struct keys_conn *c, const char *code,
 	va_start(ap, fmt);
 	vsnprintf(m->message, sizeof(m->message), fmt, ap);
 	va_end(ap);
-	serve_log(cl->peer, "refused (%s): %s", code, m->message);
 	if (c != NULL)
 		(void)keys_tls_send(c, m);
-	rate_fail(cl->srv, cl->addr);
+	/* A flood from one address is logged up to the limit, then once. */
+	n = rate_fail(cl->srv, cl->addr);
+	if (n <= RATE_FAILURES)
+		serve_log(cl->peer, "refused (%s): %s%s", code, m->message,
+		    n == RATE_FAILURES ? "; further refusals of this address "
+		    "are not logged until the minute ends" : "");
 	free(m);
 }
 
@@ -417,7 +428,7 @@ handle(struct client *cl)
 		refuse(cl, NULL, "tls", "%s", why);
 		goto out;
 	}
-	if (rate_limited(srv, cl->addr)) {
+	if (rate_failures(srv, cl->addr) >= RATE_FAILURES) {
 		refuse(cl, &c, "rate-limited", "too many failed attempts from "
 		    "%s; wait a minute", cl->addr);
 		goto out;
@@ -587,6 +598,14 @@ accept_one(struct server *srv, int lfd)
 	(void)getnameinfo((struct sockaddr *)&ss, sl, cl->addr, sizeof(cl->addr),
 	    port, sizeof(port), NI_NUMERICHOST | NI_NUMERICSERV);
 	snprintf(cl->peer, sizeof(cl->peer), "%s:%s", cl->addr, port);
+	/* Far past the limit, an address gets no TLS handshake (and no
+	 * thread) until its minute ends. */
+	if (rate_failures(srv, cl->addr) >= 2 * RATE_FAILURES) {
+		(void)rate_fail(srv, cl->addr);
+		close(fd);
+		free(cl);
+		return;
+	}
 	pthread_mutex_lock(&srv->lock);
 	if (srv->active >= srv->max_clients) {
 		pthread_mutex_unlock(&srv->lock);

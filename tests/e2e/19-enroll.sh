@@ -184,6 +184,20 @@ expect 0 "join with serve --once" "$KEYS" join --server $IP_A:7510 \
 wait_bg 10 || fail "serve --once did not stop after one certificate"
 cmp -s e/crl.pem ca/crl.pem || fail "join did not install the current CRL"
 
+# A flood of garbage from one address (node a): logged up to the limit,
+# then dropped quietly; node b is still served.
+before=$(grep -c "$IP_A:.*refused" serve.log || true)
+for i in $(seq 40); do
+	on_a sh -c "head -c 2000 /dev/urandom | timeout 3 socat -u - TCP4:$SERVER" \
+	    2>/dev/null || true
+done
+logged=$(( $(grep -c "$IP_A:.*refused" serve.log) - before ))
+[ "$logged" -le 10 ] || fail "a flood was logged $logged times"
+grep -q "further refusals of this address are not logged" serve.log ||
+    fail "the flood's suppression was not said"
+tg=$("$KEYS" token --ca ca 2>/dev/null)
+expect 0 "join during a flood from elsewhere" $JOIN --token "$tg" --node g --out g
+
 touch "$T/go"
 wait "$held" || fail "the open connection did not survive renewal"
 kill -0 $SERVE_PID || fail "serve died"
