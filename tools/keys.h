@@ -208,6 +208,11 @@ int keys_token_check(const char *ca_dir, const char *token, const char *node,
     const char *key_pin, struct keys_token_claim *claim, char *code,
     char *why, size_t whylen);
 
+/* keys_token_prune(ca_dir, grace): delete the token files that expired
+ * more than ${grace} seconds ago (recent ones still get a clear
+ * "expired"). Returns how many were deleted. */
+int keys_token_prune(const char *ca_dir, long grace);
+
 /* keys_token_spend(ca_dir, claim, node, key_pin): record the use (a
  * repeat costs nothing). 0 or -1. */
 int keys_token_spend(const char *ca_dir, const struct keys_token_claim *claim,

@@ -40,6 +40,10 @@
 #define RATE_FAILURES 10
 #define RATE_WINDOW 60
 #define RATE_SLOTS 256
+/* Token files are deleted a day after they expire (one per SLURM job
+ * adds up), looked for at start and every hour. */
+#define PRUNE_GRACE (24 * 3600)
+#define PRUNE_INTERVAL 3600
 
 struct server {
 	struct keys_ca ca;
@@ -565,6 +569,19 @@ listen_on(const char *hostport)
 	return fd;
 }
 
+static void
+prune_tokens(struct server *srv)
+{
+	int n;
+
+	pthread_mutex_lock(&srv->lock);
+	n = keys_token_prune(srv->ca.dir, PRUNE_GRACE);
+	pthread_mutex_unlock(&srv->lock);
+	if (n > 0)
+		fprintf(stderr, "tlshim-keys serve: deleted %d token%s expired "
+		    "for over a day\n", n, n == 1 ? "" : "s");
+}
+
 static bool
 done_issuing(struct server *srv)
 {
@@ -647,6 +664,7 @@ keys_serve_main(int argc, char **argv)
 	const char *ca_dir = NULL, *listen_addr = NULL;
 	struct server *srv;
 	struct sigaction sa;
+	time_t next_prune = 0;
 	long v;
 	char *end;
 	int ch, rc, lfd;
@@ -694,6 +712,11 @@ keys_serve_main(int argc, char **argv)
 		rc = KEYS_CRYPTO;
 		goto out;
 	}
+	pthread_mutex_init(&srv->lock, NULL);
+	pthread_cond_init(&srv->idle, NULL);
+	/* Before listening: once clients can connect, the store is tidy. */
+	prune_tokens(srv);
+	next_prune = time(NULL) + PRUNE_INTERVAL;
 	if ((lfd = listen_on(listen_addr)) < 0) {
 		rc = lfd == -2 ? keys_fail(KEYS_USAGE, "--listen '%s' is not "
 		    "ADDR:PORT with a numeric address", listen_addr) :
@@ -701,8 +724,6 @@ keys_serve_main(int argc, char **argv)
 		    listen_addr, strerror(errno));
 		goto out;
 	}
-	pthread_mutex_init(&srv->lock, NULL);
-	pthread_cond_init(&srv->idle, NULL);
 	memset(&sa, 0, sizeof(sa));
 	sa.sa_handler = on_signal;
 	sigaction(SIGINT, &sa, NULL);
@@ -713,6 +734,10 @@ keys_serve_main(int argc, char **argv)
 	while (!stopping && !done_issuing(srv)) {
 		struct pollfd pfd = { .fd = lfd, .events = POLLIN };
 
+		if (time(NULL) >= next_prune) {
+			prune_tokens(srv);
+			next_prune = time(NULL) + PRUNE_INTERVAL;
+		}
 		if (poll(&pfd, 1, 200) > 0)
 			accept_one(srv, lfd);
 	}

@@ -12,12 +12,14 @@
  * after a lost answer) is a repeat and costs no use.
  */
 #define _GNU_SOURCE
+#include <dirent.h>
 #include <errno.h>
 #include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <sodium.h>
 
@@ -228,6 +230,35 @@ keys_token_check(const char *ca_dir, const char *token, const char *node,
 out:
 	token_file_free(&t);
 	return rc;
+}
+
+int
+keys_token_prune(const char *ca_dir, long grace)
+{
+	char dir[4200], path[4500];
+	struct dirent *entry;
+	struct token_file t;
+	long long now = (long long)time(NULL);
+	int pruned = 0;
+	DIR *d;
+
+	snprintf(dir, sizeof(dir), "%s/tokens", ca_dir);
+	if ((d = opendir(dir)) == NULL)
+		return 0;
+	while ((entry = readdir(d)) != NULL) {
+		if (strlen(entry->d_name) != TOKEN_ID_HEX ||
+		    strspn(entry->d_name, "0123456789abcdef") != TOKEN_ID_HEX ||
+		    token_load(ca_dir, entry->d_name, &t) != 0)
+			continue;
+		if (now - t.expires > grace) {
+			snprintf(path, sizeof(path), "%s/%s", dir, entry->d_name);
+			if (unlink(path) == 0)
+				pruned++;
+		}
+		token_file_free(&t);
+	}
+	closedir(d);
+	return pruned;
 }
 
 int

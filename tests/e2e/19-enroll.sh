@@ -11,11 +11,17 @@ cd "$T"
 "$KEYS" init --dir ca --name e2e >/dev/null
 PIN=$("$KEYS" pin --ca ca)
 SERVER=$IP_A:7500
+# A token that expired two days ago is deleted when serve starts (tokens
+# that expired within a day stay, so that holders hear "expired").
+stale=$("$KEYS" token --ca ca 2>/dev/null)
+sed -i "s/^expires=.*/expires=$(( $(date +%s) - 2 * 86400 ))/" ca/tokens/${stale%%.*}
 bg on_a "$KEYS" serve --ca ca --listen $SERVER --timeout 3 --validity 2d \
     2>serve.log
 SERVE_PID=$BG_LAST
 JOIN="$KEYS join --server $SERVER --pin $PIN --retries 0"
 wait_port_or_fail a 7500
+[ ! -e ca/tokens/${stale%%.*} ] || fail "a token expired for two days was kept"
+grep -q "deleted 1 token expired for over a day" serve.log || fail "pruning not logged"
 
 # expect CODE WHAT CMD...: run on node b, check exit code and a message.
 expect() {

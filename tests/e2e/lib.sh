@@ -24,6 +24,16 @@ skip() {
 
 cleanup() {
 	for p in $BG_PIDS; do kill "$p" 2>/dev/null || true; done
+	# Whatever has not gone after 5 s is killed outright: a test must
+	# never hang on its own leftovers.
+	i=0
+	for p in $BG_PIDS; do
+		while kill -0 "$p" 2>/dev/null && [ $i -lt 50 ]; do
+			sleep 0.1
+			i=$((i + 1))
+		done
+		kill -9 "$p" 2>/dev/null || true
+	done
 	for p in $BG_PIDS; do wait "$p" 2>/dev/null || true; done
 	netns_down
 	rm -rf "$T"
