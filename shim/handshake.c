@@ -307,21 +307,26 @@ creds_stat(const char *dir, struct stat st[CRED_FILES])
 	return 0;
 }
 
+/* Two snapshots of the credential files name the same contents. */
 static bool
-creds_current(const struct creds *c, const struct stat st[CRED_FILES])
+creds_same_files(const struct stat a[CRED_FILES],
+    const struct stat b[CRED_FILES])
 {
 	int i;
 
-	if (strcmp(c->dir, config.dir) != 0)
-		return false;
 	for (i = 0; i < CRED_FILES; i++)
-		if (c->files[i].st_ino != st[i].st_ino ||
-		    c->files[i].st_dev != st[i].st_dev ||
-		    c->files[i].st_size != st[i].st_size ||
-		    c->files[i].st_mtim.tv_sec != st[i].st_mtim.tv_sec ||
-		    c->files[i].st_mtim.tv_nsec != st[i].st_mtim.tv_nsec)
+		if (a[i].st_ino != b[i].st_ino || a[i].st_dev != b[i].st_dev ||
+		    a[i].st_size != b[i].st_size ||
+		    a[i].st_mtim.tv_sec != b[i].st_mtim.tv_sec ||
+		    a[i].st_mtim.tv_nsec != b[i].st_mtim.tv_nsec)
 			return false;
 	return true;
+}
+
+static bool
+creds_current(const struct creds *c, const struct stat st[CRED_FILES])
+{
+	return strcmp(c->dir, config.dir) == 0 && creds_same_files(c->files, st);
 }
 
 /* Whether the files changed since ${st} was taken; takes the new state. */
@@ -329,13 +334,8 @@ static bool
 creds_changed(struct stat st[CRED_FILES])
 {
 	struct stat now[CRED_FILES];
-	struct creds probe;
 
-	if (creds_stat(config.dir, now) != 0)
-		return false;
-	snprintf(probe.dir, sizeof(probe.dir), "%s", config.dir);
-	memcpy(probe.files, st, sizeof(probe.files));
-	if (creds_current(&probe, now))
+	if (creds_stat(config.dir, now) != 0 || creds_same_files(st, now))
 		return false;
 	memcpy(st, now, sizeof(now));
 	return true;
@@ -554,7 +554,6 @@ handshake_new(int fd, bool is_client, char *err, size_t errlen)
 	}
 	if (creds_loaded == NULL || !creds_current(creds_loaded, st)) {
 		bool reload = creds_loaded != NULL;
-
 		int tries = 0;
 
 		wolfSSL_Init();

@@ -178,6 +178,7 @@ struct keys_issued {
 	char uri[256];
 	char key_pin[KEYS_PIN_SIZE];
 	bool expired;
+	char path[4500];	/* its record in CA_DIR/issued */
 };
 
 /* keys_issued_each(ca_dir, visit, arg): call ${visit} for each recorded
@@ -212,6 +213,11 @@ int keys_token_check(const char *ca_dir, const char *token, const char *node,
  * more than ${grace} seconds ago (recent ones still get a clear
  * "expired"). Returns how many were deleted. */
 int keys_token_prune(const char *ca_dir, long grace);
+
+/* keys_issued_prune(ca_dir): delete the records of expired certificates
+ * (they can no longer be used, so nothing needs to find them). Returns
+ * how many were deleted. */
+int keys_issued_prune(const char *ca_dir);
 
 /* keys_token_spend(ca_dir, claim, node, key_pin): record the use (a
  * repeat costs nothing). 0 or -1. */

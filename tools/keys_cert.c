@@ -12,6 +12,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <sodium.h>
 #include <wolfssl/options.h>
@@ -337,6 +338,7 @@ keys_issued_each(const char *ca_dir,
 		if (x509 == NULL)
 			continue;
 		memset(&item, 0, sizeof(item));
+		snprintf(item.path, sizeof(item.path), "%s", path);
 		if (wolfSSL_X509_get_serial_number(x509, serial, &serial_len) ==
 		    WOLFSSL_SUCCESS &&
 		    wolfSSL_X509_get_pubkey_buffer(x509, spki, &spki_len) ==
@@ -403,4 +405,21 @@ keys_cert_ips(const uint8_t *pem, size_t len, char *csv, size_t csvlen)
 		wolfSSL_GENERAL_NAMES_free(names);
 	wolfSSL_X509_free(x509);
 	return 0;
+}
+
+static int
+unlink_expired(const struct keys_issued *item, void *arg)
+{
+	if (item->expired && unlink(item->path) == 0)
+		(*(int *)arg)++;
+	return 0;
+}
+
+int
+keys_issued_prune(const char *ca_dir)
+{
+	int pruned = 0;
+
+	(void)keys_issued_each(ca_dir, unlink_expired, &pruned);
+	return pruned;
 }

@@ -493,6 +493,26 @@ out0:
 	return rc;
 }
 
+/* Seconds until ${pem} expires (negative when it has). */
+static int
+seconds_left(const uint8_t *pem, size_t len, long *left)
+{
+	WOLFSSL_X509 *x509;
+	int days = 0, secs = 0, rc = -1;
+
+	x509 = wolfSSL_X509_load_certificate_buffer(pem, (int)len,
+	    WOLFSSL_FILETYPE_PEM);
+	if (x509 == NULL)
+		return -1;
+	if (wolfSSL_ASN1_TIME_diff(&days, &secs, NULL,
+	    wolfSSL_X509_get_notAfter(x509)) == WOLFSSL_SUCCESS) {
+		*left = days * 86400L + secs;
+		rc = 0;
+	}
+	wolfSSL_X509_free(x509);
+	return rc;
+}
+
 /* A node's current credentials, checked to be usable for mutual TLS. */
 struct node_files {
 	uint8_t *ca, *crt, *key;
@@ -509,8 +529,6 @@ node_files_free(struct node_files *nf)
 	keys_free_secret(nf->key, nf->key_len);
 	memset(nf, 0, sizeof(*nf));
 }
-
-static int seconds_left(const uint8_t *pem, size_t len, long *left);
 
 static int
 node_files_load(const char *dir, struct node_files *nf)
@@ -565,26 +583,6 @@ renew_usage(FILE *out)
 	    "certificate)\n"
 	    "Exit codes as for join; 2 also when node.crt has expired (join "
 	    "again).\n");
-}
-
-/* Seconds until ${pem} expires (negative when it has). */
-static int
-seconds_left(const uint8_t *pem, size_t len, long *left)
-{
-	WOLFSSL_X509 *x509;
-	int days = 0, secs = 0, rc = -1;
-
-	x509 = wolfSSL_X509_load_certificate_buffer(pem, (int)len,
-	    WOLFSSL_FILETYPE_PEM);
-	if (x509 == NULL)
-		return -1;
-	if (wolfSSL_ASN1_TIME_diff(&days, &secs, NULL,
-	    wolfSSL_X509_get_notAfter(x509)) == WOLFSSL_SUCCESS) {
-		*left = days * 86400L + secs;
-		rc = 0;
-	}
-	wolfSSL_X509_free(x509);
-	return rc;
 }
 
 int

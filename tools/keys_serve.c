@@ -40,8 +40,9 @@
 #define RATE_FAILURES 10
 #define RATE_WINDOW 60
 #define RATE_SLOTS 256
-/* Token files are deleted a day after they expire (one per SLURM job
- * adds up), looked for at start and every hour. */
+/* Token files are deleted a day after they expire and records of expired
+ * certificates at once (one token and N certificates per SLURM job add
+ * up), at start and every hour. */
 #define PRUNE_GRACE (24 * 3600)
 #define PRUNE_INTERVAL 3600
 
@@ -569,17 +570,23 @@ listen_on(const char *hostport)
 	return fd;
 }
 
+/* Keep the CA directory from growing with every job: tokens a day past
+ * their expiry, records of expired certificates. */
 static void
-prune_tokens(struct server *srv)
+prune_ca_dir(struct server *srv)
 {
-	int n;
+	int tokens, certs;
 
 	pthread_mutex_lock(&srv->lock);
-	n = keys_token_prune(srv->ca.dir, PRUNE_GRACE);
+	tokens = keys_token_prune(srv->ca.dir, PRUNE_GRACE);
+	certs = keys_issued_prune(srv->ca.dir);
 	pthread_mutex_unlock(&srv->lock);
-	if (n > 0)
+	if (tokens > 0)
 		fprintf(stderr, "tlshim-keys serve: deleted %d token%s expired "
-		    "for over a day\n", n, n == 1 ? "" : "s");
+		    "for over a day\n", tokens, tokens == 1 ? "" : "s");
+	if (certs > 0)
+		fprintf(stderr, "tlshim-keys serve: deleted the records of %d "
+		    "expired certificate%s\n", certs, certs == 1 ? "" : "s");
 }
 
 static bool
@@ -715,7 +722,7 @@ keys_serve_main(int argc, char **argv)
 	pthread_mutex_init(&srv->lock, NULL);
 	pthread_cond_init(&srv->idle, NULL);
 	/* Before listening: once clients can connect, the store is tidy. */
-	prune_tokens(srv);
+	prune_ca_dir(srv);
 	next_prune = time(NULL) + PRUNE_INTERVAL;
 	if ((lfd = listen_on(listen_addr)) < 0) {
 		rc = lfd == -2 ? keys_fail(KEYS_USAGE, "--listen '%s' is not "
@@ -735,7 +742,7 @@ keys_serve_main(int argc, char **argv)
 		struct pollfd pfd = { .fd = lfd, .events = POLLIN };
 
 		if (time(NULL) >= next_prune) {
-			prune_tokens(srv);
+			prune_ca_dir(srv);
 			next_prune = time(NULL) + PRUNE_INTERVAL;
 		}
 		if (poll(&pfd, 1, 200) > 0)

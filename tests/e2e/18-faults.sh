@@ -71,6 +71,14 @@ refused "a not yet valid certificate" future
 # tlshim-keys show says why before any connection is tried.
 "$KEYS" show "$T/expired" >/dev/null 2>"$T/show.err" && fail "show accepted an expired certificate"
 grep -q "has expired" "$T/show.err" || fail "show: expiry unclear"
+# serve drops the CA's record of an expired certificate, keeps live ones.
+cp "$T/expired/node.crt" "$T/ca/issued/expired.crt"
+live=$(ls "$T/ca/issued" | wc -l)
+timeout 1 "$KEYS" serve --ca "$T/ca" --listen 127.0.0.1:0 2>"$T/prune.log" || true
+grep -q "deleted the records of 1 expired certificate" "$T/prune.log" ||
+    fail "the expired record was not pruned: $(cat "$T/prune.log")"
+[ ! -e "$T/ca/issued/expired.crt" ] || fail "the expired record is still there"
+[ "$(ls "$T/ca/issued" | wc -l)" = $((live - 1)) ] || fail "live records were pruned"
 
 # A peer killed in the middle of a transfer: an error, never a short
 # stream that looks complete.
