@@ -28,7 +28,8 @@ else
 Q := @
 endif
 
-SHIM_CORE := real log config policy record handshake fdtab conn progress \
+SHIM_CORE := real log config policy identity record handshake fdtab fdclass \
+	uring_guard conn progress \
 	readiness epoll
 SHIM_HOOKS := shim hooks_socket hooks_io hooks_poll
 CORE_OBJS := $(SHIM_CORE:%=$(BUILD)/shim/%.o)
@@ -139,7 +140,7 @@ valgrind: all $(UNIT_BINS)
 # libFuzzer targets (clang): each runs FUZZ_SECONDS on a copy of its seed
 # corpus from tests/fuzz/corpus.
 FUZZ_SECONDS ?= 60
-FUZZ_TARGETS := record policy config enroll
+FUZZ_TARGETS := record policy config enroll identity
 # Sources outside the core library that targets parse with.
 FUZZ_SOURCES := tools/keys_message.c
 fuzz:

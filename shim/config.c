@@ -76,6 +76,10 @@ config_load(struct config *cfg, const char *(*getenv_fn)(const char *))
 	if (policy_parse(getenv_fn("TLSHIM_EXCLUDE"), &cfg->exclude, err,
 	    sizeof(err)))
 		config_fail(cfg, "%s: %s", "TLSHIM_EXCLUDE", err);
+	if (policy_parse(getenv_fn("TLSHIM_TRUST_NAT"), &cfg->trust_nat, err,
+	    sizeof(err)))
+		config_fail(cfg, "%s: %s", "TLSHIM_TRUST_NAT", err);
+	cfg->strict = env_true(getenv_fn("TLSHIM_STRICT"));
 
 	v = getenv_fn("TLSHIM_JOB");
 	if (v != NULL && *v != '\0') {
@@ -112,6 +116,14 @@ config_load(struct config *cfg, const char *(*getenv_fn)(const char *))
 	}
 }
 
+void
+config_free(struct config *cfg)
+{
+	policy_rules_free(&cfg->include);
+	policy_rules_free(&cfg->exclude);
+	policy_rules_free(&cfg->trust_nat);
+}
+
 static const char *
 process_getenv(const char *name)
 {
@@ -143,4 +155,8 @@ config_init(void)
 	if (config.error[0] != '\0')
 		log_msg(LOG_ERROR, "invalid configuration: %s; every connection "
 		    "that would be protected will fail", config.error);
+	else if (config.trust_nat.count > 0)
+		log_msg(LOG_WARN, "TLSHIM_TRUST_NAT=%s: peers at these addresses "
+		    "are accepted without their address in their certificate",
+		    getenv("TLSHIM_TRUST_NAT"));
 }

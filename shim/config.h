@@ -18,7 +18,11 @@ struct config {
 	bool loopback;			/* TLSHIM_LOOPBACK=1 */
 	struct policy_rules include;	/* TLSHIM_INCLUDE */
 	struct policy_rules exclude;	/* TLSHIM_EXCLUDE */
+	/* TLSHIM_TRUST_NAT: peers at these addresses are not required to
+	 * carry the address in their certificate (NAT, changing pod IPs). */
+	struct policy_rules trust_nat;
 	char job[128];			/* TLSHIM_JOB, "" when unset */
+	bool strict;			/* TLSHIM_STRICT=1: no io_uring */
 	int handshake_timeout_ms;	/* TLSHIM_HANDSHAKE_TIMEOUT, seconds */
 	uint64_t rekey_records;		/* TLSHIM_REKEY_RECORDS (tests) */
 	char error[256];		/* "" when the configuration is valid */
@@ -38,6 +42,9 @@ struct config {
  * shim, a table in tests). Never fails: problems go to ${cfg->error}.
  */
 void config_load(struct config *cfg, const char *(*getenv_fn)(const char *));
+
+/* config_free(cfg): release what config_load allocated. */
+void config_free(struct config *cfg);
 
 /* The process-wide configuration, loaded by config_init(). */
 extern struct config config;

@@ -17,6 +17,7 @@
 #include "config.h"
 #include "conn.h"
 #include "handshake.h"
+#include "identity.h"
 #include "log.h"
 #include "progress.h"
 #include "real.h"
@@ -61,7 +62,8 @@ struct conn {
 	int64_t started_ms, deadline_ms;	/* handshake deadline */
 	int64_t drain_deadline_ms;		/* after close: give up sending */
 	struct handshake *hs;
-	char peer[256];
+	char peer[256];			/* identity, once authenticated */
+	char peer_at[64];		/* "198.18.0.2:7000", for the log */
 	uint8_t *queued;
 	size_t queued_len;
 
@@ -467,14 +469,14 @@ conn_establish_locked(struct conn *c, int64_t now)
 	sodium_memzero(rx_secret, sizeof(rx_secret));
 	if (c->tx == NULL || c->rx == NULL || conn_take_handshake_tail(c) != 0 ||
 	    conn_seal_queue_locked(c) != 0) {
-		log_msg(LOG_ERROR, "fd %d: out of memory keying the connection",
+		log_msg_limited(LOG_ERROR, "fd %d: out of memory keying the connection",
 		    c->fd);
 		conn_fail_locked(c, ENOMEM);
 		return;
 	}
 	snprintf(c->peer, sizeof(c->peer), "%s", handshake_peer(c->hs));
-	log_msg(LOG_INFO, "fd %d: protected as %s, peer %s, %s, data %s, "
-	    "handshake %lld ms", c->fd, role(c), c->peer,
+	log_msg(LOG_INFO, "fd %d: protected as %s, peer %s at %s, %s, data %s, "
+	    "handshake %lld ms", c->fd, role(c), c->peer, c->peer_at,
 	    handshake_suite(c->hs), cipher == REC_AES256GCM ?
 	    "AES-256-GCM" : "ChaCha20-Poly1305",
 	    (long long)(now - c->started_ms));
@@ -551,8 +553,9 @@ conn_queue_close_record(struct conn *c)
 static void
 log_closed(struct conn *c)
 {
-	log_msg(LOG_INFO, "fd %d: closed, peer %s, sent %llu bytes, received "
-	    "%llu bytes", c->fd, c->peer[0] ? c->peer : "(none)",
+	log_msg(LOG_INFO, "fd %d: closed, peer %s at %s, sent %llu bytes, "
+	    "received %llu bytes", c->fd, c->peer[0] ? c->peer : "(none)",
+	    c->peer_at[0] ? c->peer_at : "?",
 	    (unsigned long long)c->bytes_out, (unsigned long long)c->bytes_in);
 }
 
@@ -806,7 +809,7 @@ conn_open_record(struct conn *c, uint8_t *direct, size_t direct_len)
 	    direct : c->rx_buf;
 	n = rec_open(c->rx, c->rx_record_header, c->rx_buf, body_len, out);
 	if (n < 0) {
-		log_msg(LOG_ERROR, "fd %d: record from %s failed authentication "
+		log_msg_limited(LOG_ERROR, "fd %d: record from %s failed authentication "
 		    "(tampered, replayed or corrupted); connection closed", c->fd,
 		    c->peer);
 		return conn_rx_fail(c, ECONNRESET);
@@ -861,12 +864,12 @@ conn_read_record(struct conn *c, bool block)
 		if (c->rx_header[0] == 0x15) {
 			/* A TLS alert where a record should be: the peer's
 			 * TLS stack rejected the handshake we finished. */
-			log_msg(LOG_ERROR, "fd %d: peer %s rejected this node's "
+			log_msg_limited(LOG_ERROR, "fd %d: peer %s rejected this node's "
 			    "certificate (TLS alert)", c->fd, c->peer);
 			return conn_rx_fail(c, ECONNREFUSED);
 		}
 		if (rec_header_parse(c->rx_header, &type, &body_len) != 0) {
-			log_msg(LOG_ERROR, "fd %d: malformed record header from %s; "
+			log_msg_limited(LOG_ERROR, "fd %d: malformed record header from %s; "
 			    "connection closed", c->fd, c->peer);
 			return conn_rx_fail(c, ECONNRESET);
 		}
@@ -910,7 +913,7 @@ eof:
 		return conn_rx_fail(c, (int)n);	/* we closed it ourselves */
 	/* TCP closed without an authenticated close record: the stream may
 	 * have been cut short by anyone on the path. */
-	log_msg(LOG_ERROR, "fd %d: connection from %s ended without a close "
+	log_msg_limited(LOG_ERROR, "fd %d: connection from %s ended without a close "
 	    "record (truncated)", c->fd, c->peer[0] ? c->peer : "peer");
 	return conn_rx_fail(c, ECONNRESET);
 }
@@ -1339,17 +1342,23 @@ conn_progress_events(struct conn *c, int *fd, int64_t *deadline_ms)
 static void
 conn_start_handshake_locked(struct conn *c, int64_t now)
 {
+	struct sockaddr_storage peer_addr;
+	socklen_t len = sizeof(peer_addr);
 	char err[256];
 
 	if (config.error[0] != '\0') {
-		log_msg(LOG_ERROR, "fd %d: refusing to connect in plaintext: "
+		log_msg_limited(LOG_ERROR, "fd %d: refusing to connect in plaintext: "
 		    "invalid configuration: %s", c->fd, config.error);
 		conn_fail_locked(c, c->is_client ? ECONNREFUSED : ECONNRESET);
 		return;
 	}
-	if ((c->hs = handshake_new(c->fd, c->is_client, err, sizeof(err))) ==
-	    NULL) {
-		log_msg(LOG_ERROR, "fd %d: cannot protect the connection, so it "
+	if (real.getpeername(c->fd, (struct sockaddr *)&peer_addr, &len) != 0)
+		peer_addr.ss_family = AF_UNSPEC;
+	identity_format_address((struct sockaddr *)&peer_addr, c->peer_at,
+	    sizeof(c->peer_at));
+	if ((c->hs = handshake_new(c->fd, c->is_client,
+	    (struct sockaddr *)&peer_addr, err, sizeof(err))) == NULL) {
+		log_msg_limited(LOG_ERROR, "fd %d: cannot protect the connection, so it "
 		    "is refused: %s", c->fd, err);
 		conn_fail_locked(c, c->is_client ? ECONNREFUSED : ECONNRESET);
 		return;
@@ -1392,7 +1401,7 @@ conn_handshake_locked(struct conn *c, short revents, int64_t now)
 	rc = handshake_step(c->hs);
 	if (rc == -EAGAIN) {
 		if (now >= c->deadline_ms) {
-			log_msg(LOG_ERROR, "fd %d: TLS handshake as %s timed out "
+			log_msg_limited(LOG_ERROR, "fd %d: TLS handshake as %s timed out "
 			    "after %d s (peer stalled or not running tlshim)",
 			    c->fd, role(c), config.handshake_timeout_ms / 1000);
 			conn_fail_locked(c, ETIMEDOUT);
@@ -1400,8 +1409,9 @@ conn_handshake_locked(struct conn *c, short revents, int64_t now)
 		return;
 	}
 	if (rc != 0) {
-		log_msg(LOG_ERROR, "fd %d: connection refused as %s: %s", c->fd,
-		    role(c), handshake_error(c->hs));
+		log_msg_limited(LOG_ERROR, "fd %d: connection refused as %s "
+		    "(%s %s): %s", c->fd, role(c), c->is_client ? "to" : "from",
+		    c->peer_at, handshake_error(c->hs));
 		conn_fail_locked(c, c->is_client ? ECONNREFUSED : ECONNRESET);
 		return;
 	}

@@ -9,8 +9,12 @@
  *
  * Rules: TLS 1.3 only, no session tickets, the peer's certificate must chain
  * to ca.crt, be within validity, not be a CA, and carry a URI SAN
- * spiffe://CLUSTER/[job/JOB/]node/NAME with our own CLUSTER (and JOB when
- * TLSHIM_JOB is set). ALPN picks the data channel cipher: "tlshim/1-aesgcm"
+ * spiffe://CLUSTER/[job/JOB/]node/NAME with our own CLUSTER, and JOB when
+ * TLSHIM_JOB is set or, by default, when our own certificate names a job.
+ * The peer's certificate must also carry, as an IP SAN, the address the
+ * connection has at our end (see handshake_new): a node holding a valid
+ * certificate cannot stand in for another at that one's address. Only
+ * AEAD cipher suites are offered. ALPN picks the data channel cipher: "tlshim/1-aesgcm"
  * when both CPUs have AES-NI, else "tlshim/1-chacha". Secrets per direction
  * come from the exporter with labels "EXPORTER-tlshim client write" and
  * "EXPORTER-tlshim server write", context "tlshim/1 <alpn> TLSv1.3".
@@ -19,19 +23,24 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/socket.h>
 
 #include "record.h"
 
 struct handshake;
 
 /*
- * handshake_new(fd, is_client, err, errlen):
+ * handshake_new(fd, is_client, peer_addr, err, errlen):
  * Start a handshake on connected socket ${fd} (non-blocking at the kernel),
- * as TLS client when ${is_client}. Loads the credentials from the
- * configured directory on first use. Returns NULL with a reason in ${err}.
+ * as TLS client when ${is_client}. ${peer_addr} is the peer's address (for
+ * a client, the address it connected to; for a server, where the client
+ * came from): the peer's certificate must carry it as an IP SAN, unless it
+ * is loopback, not an IP address, or matched by TLSHIM_TRUST_NAT. Loads
+ * the credentials from the configured directory on first use. Returns NULL
+ * with a reason in ${err}.
  */
-struct handshake *handshake_new(int fd, bool is_client, char *err,
-    size_t errlen);
+struct handshake *handshake_new(int fd, bool is_client,
+    const struct sockaddr *peer_addr, char *err, size_t errlen);
 
 /* handshake_set_fd(hs, fd): continue on another descriptor of the same
  * socket (after the application closed its own). */

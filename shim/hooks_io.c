@@ -7,17 +7,54 @@
 #undef _FORTIFY_SOURCE
 #include <errno.h>
 #include <limits.h>
+#include <string.h>
 #include <stdbool.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
 #include <unistd.h>
 
 #include "conn.h"
+#include "fdclass.h"
 #include "fdtab.h"
 #include "real.h"
 #include "shim.h"
 
 #define EXPORT __attribute__((visibility("default")))
+
+/* Not a connection of ours: libc's call, unless the descriptor is a
+ * connection the policy protects that arrived without keys (see
+ * fdclass.h): that fails as a reset connection, never in plaintext. */
+#define PASS_OR_REFUSE(fd, call) \
+	do { \
+		if (fdclass_unkeyed(fd)) { \
+			errno = ECONNRESET; \
+			return -1; \
+		} \
+		return call; \
+	} while (0)
+
+/* Descriptors that arrived in SCM_RIGHTS are new here: classify afresh. */
+static void
+forget_received_fds(const struct msghdr *msg)
+{
+	struct cmsghdr *cm;
+
+	if (msg == NULL || msg->msg_control == NULL || msg->msg_controllen == 0)
+		return;
+	for (cm = CMSG_FIRSTHDR((struct msghdr *)msg); cm != NULL;
+	    cm = CMSG_NXTHDR((struct msghdr *)msg, cm)) {
+		size_t i, n;
+		int fd;
+
+		if (cm->cmsg_level != SOL_SOCKET || cm->cmsg_type != SCM_RIGHTS)
+			continue;
+		n = (cm->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+		for (i = 0; i < n; i++) {
+			memcpy(&fd, CMSG_DATA(cm) + i * sizeof(int), sizeof(fd));
+			fdclass_forget(fd);
+		}
+	}
+}
 
 static ssize_t
 send_iov(int fd, const struct iovec *iov, int iovcnt, int flags)
@@ -51,7 +88,7 @@ send(int fd, const void *buf, size_t len, int flags)
 	struct iovec iov = { (void *)buf, len };
 
 	if (!fdtab_has(fd))
-		return REAL(send)(fd, buf, len, flags);
+		PASS_OR_REFUSE(fd, REAL(send)(fd, buf, len, flags));
 	HOOK_RETURN(ssize_t, send_iov(fd, &iov, 1, flags));
 }
 
@@ -62,7 +99,7 @@ sendto(int fd, const void *buf, size_t len, int flags,
 	struct iovec iov = { (void *)buf, len };
 
 	if (!fdtab_has(fd))
-		return REAL(sendto)(fd, buf, len, flags, addr, addrlen);
+		PASS_OR_REFUSE(fd, REAL(sendto)(fd, buf, len, flags, addr, addrlen));
 	/* A connected TCP socket ignores the address. */
 	HOOK_RETURN(ssize_t, send_iov(fd, &iov, 1, flags));
 }
@@ -71,7 +108,7 @@ EXPORT ssize_t
 sendmsg(int fd, const struct msghdr *msg, int flags)
 {
 	if (!fdtab_has(fd))
-		return REAL(sendmsg)(fd, msg, flags);
+		PASS_OR_REFUSE(fd, REAL(sendmsg)(fd, msg, flags));
 	if (msg->msg_iovlen > IOV_MAX) {
 		errno = EMSGSIZE;
 		return -1;
@@ -86,7 +123,7 @@ write(int fd, const void *buf, size_t len)
 	struct iovec iov = { (void *)buf, len };
 
 	if (!fdtab_has(fd))
-		return REAL(write)(fd, buf, len);
+		PASS_OR_REFUSE(fd, REAL(write)(fd, buf, len));
 	HOOK_RETURN(ssize_t, send_iov(fd, &iov, 1, 0));
 }
 
@@ -94,7 +131,7 @@ EXPORT ssize_t
 writev(int fd, const struct iovec *iov, int iovcnt)
 {
 	if (!fdtab_has(fd))
-		return REAL(writev)(fd, iov, iovcnt);
+		PASS_OR_REFUSE(fd, REAL(writev)(fd, iov, iovcnt));
 	if (iovcnt < 0 || iovcnt > IOV_MAX) {
 		errno = EINVAL;
 		return -1;
@@ -108,7 +145,7 @@ recv(int fd, void *buf, size_t len, int flags)
 	struct iovec iov = { buf, len };
 
 	if (!fdtab_has(fd))
-		return REAL(recv)(fd, buf, len, flags);
+		PASS_OR_REFUSE(fd, REAL(recv)(fd, buf, len, flags));
 	HOOK_RETURN(ssize_t, recv_iov(fd, &iov, 1, flags));
 }
 
@@ -119,7 +156,7 @@ recvfrom(int fd, void *buf, size_t len, int flags, struct sockaddr *addr,
 	struct iovec iov = { buf, len };
 
 	if (!fdtab_has(fd))
-		return REAL(recvfrom)(fd, buf, len, flags, addr, addrlen);
+		PASS_OR_REFUSE(fd, REAL(recvfrom)(fd, buf, len, flags, addr, addrlen));
 	/* TCP reports no source address, as the kernel does. */
 	if (addrlen != NULL)
 		*addrlen = 0;
@@ -129,8 +166,17 @@ recvfrom(int fd, void *buf, size_t len, int flags, struct sockaddr *addr,
 EXPORT ssize_t
 recvmsg(int fd, struct msghdr *msg, int flags)
 {
-	if (!fdtab_has(fd))
-		return REAL(recvmsg)(fd, msg, flags);
+	if (!fdtab_has(fd)) {
+		ssize_t n;
+
+		if (fdclass_unkeyed(fd)) {
+			errno = ECONNRESET;
+			return -1;
+		}
+		if ((n = REAL(recvmsg)(fd, msg, flags)) >= 0)
+			forget_received_fds(msg);
+		return n;
+	}
 	if (msg->msg_iovlen > IOV_MAX) {
 		errno = EMSGSIZE;
 		return -1;
@@ -148,7 +194,7 @@ read(int fd, void *buf, size_t len)
 	struct iovec iov = { buf, len };
 
 	if (!fdtab_has(fd))
-		return REAL(read)(fd, buf, len);
+		PASS_OR_REFUSE(fd, REAL(read)(fd, buf, len));
 	HOOK_RETURN(ssize_t, recv_iov(fd, &iov, 1, 0));
 }
 
@@ -156,7 +202,7 @@ EXPORT ssize_t
 readv(int fd, const struct iovec *iov, int iovcnt)
 {
 	if (!fdtab_has(fd))
-		return REAL(readv)(fd, iov, iovcnt);
+		PASS_OR_REFUSE(fd, REAL(readv)(fd, iov, iovcnt));
 	if (iovcnt < 0 || iovcnt > IOV_MAX) {
 		errno = EINVAL;
 		return -1;
@@ -212,7 +258,7 @@ EXPORT int
 sendmmsg(int fd, struct mmsghdr *msgs, unsigned int n, int flags)
 {
 	if (!fdtab_has(fd))
-		return REAL(sendmmsg)(fd, msgs, n, flags);
+		PASS_OR_REFUSE(fd, REAL(sendmmsg)(fd, msgs, n, flags));
 	return mmsg_each(fd, msgs, n, flags, false);
 }
 
@@ -220,8 +266,18 @@ EXPORT int
 recvmmsg(int fd, struct mmsghdr *msgs, unsigned int n, int flags,
     struct timespec *timeout)
 {
-	if (!fdtab_has(fd))
-		return REAL(recvmmsg)(fd, msgs, n, flags, timeout);
+	if (!fdtab_has(fd)) {
+		int got, i;
+
+		if (fdclass_unkeyed(fd)) {
+			errno = ECONNRESET;
+			return -1;
+		}
+		got = REAL(recvmmsg)(fd, msgs, n, flags, timeout);
+		for (i = 0; i < got; i++)
+			forget_received_fds(&msgs[i].msg_hdr);
+		return got;
+	}
 	return mmsg_each(fd, msgs, n, flags, true);
 }
 
@@ -231,7 +287,7 @@ EXPORT ssize_t
 __recv_chk(int fd, void *buf, size_t len, size_t buflen, int flags)
 {
 	if (!fdtab_has(fd) || len > buflen)
-		return REAL(__recv_chk)(fd, buf, len, buflen, flags);
+		PASS_OR_REFUSE(fd, REAL(__recv_chk)(fd, buf, len, buflen, flags));
 	return recv(fd, buf, len, flags);
 }
 
@@ -240,8 +296,8 @@ __recvfrom_chk(int fd, void *buf, size_t len, size_t buflen, int flags,
     struct sockaddr *addr, socklen_t *addrlen)
 {
 	if (!fdtab_has(fd) || len > buflen)
-		return REAL(__recvfrom_chk)(fd, buf, len, buflen, flags, addr,
-		    addrlen);
+		PASS_OR_REFUSE(fd, REAL(__recvfrom_chk)(fd, buf, len, buflen,
+		    flags, addr, addrlen));
 	return recvfrom(fd, buf, len, flags, addr, addrlen);
 }
 
@@ -249,6 +305,6 @@ EXPORT ssize_t
 __read_chk(int fd, void *buf, size_t len, size_t buflen)
 {
 	if (!fdtab_has(fd) || len > buflen)
-		return REAL(__read_chk)(fd, buf, len, buflen);
+		PASS_OR_REFUSE(fd, REAL(__read_chk)(fd, buf, len, buflen));
 	return read(fd, buf, len);
 }

@@ -17,17 +17,20 @@
 #include <sys/sendfile.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
 #include "config.h"
 #include "conn.h"
 #include "epoll.h"
+#include "fdclass.h"
 #include "fdtab.h"
 #include "log.h"
 #include "policy.h"
 #include "progress.h"
 #include "real.h"
 #include "shim.h"
+#include "uring_guard.h"
 
 #define EXPORT __attribute__((visibility("default")))
 
@@ -82,8 +85,12 @@ socket(int domain, int type, int protocol)
 {
 	/* Nothing to do until connect or accept decides; hooked so that the
 	 * shim is initialised before the first socket exists. */
+	int fd;
+
 	(void)shim_enabled();
-	return REAL(socket)(domain, type, protocol);
+	if ((fd = REAL(socket)(domain, type, protocol)) >= 0)
+		fdclass_forget(fd);	/* the number may have been a file's */
+	return fd;
 }
 
 /* Blocking connect: wait for TCP as the kernel would, honouring
@@ -161,8 +168,13 @@ connect(int fd, const struct sockaddr *addr, socklen_t addrlen)
 		errno = err;
 		return -1;
 	}
-	if (!is_tcp(fd) || !protects(addr))
+	if (!is_tcp(fd))
 		return REAL(connect)(fd, addr, addrlen);
+	if (!protects(addr)) {
+		/* Left in clear by this process's decision, not unkeyed. */
+		fdclass_set_plain(fd);
+		return REAL(connect)(fd, addr, addrlen);
+	}
 	HOOK_RETURN(int, connect_protected(fd, addr, addrlen));
 }
 
@@ -173,10 +185,14 @@ accepted(int fd, int flags)
 	socklen_t len = sizeof(local);
 	struct conn *c;
 
+	fdclass_forget(fd);
 	if (getsockname(fd, (struct sockaddr *)&local, &len) != 0 ||
-	    (local.ss_family != AF_INET && local.ss_family != AF_INET6) ||
-	    !protects((struct sockaddr *)&local))
+	    (local.ss_family != AF_INET && local.ss_family != AF_INET6))
 		return fd;
+	if (!protects((struct sockaddr *)&local)) {
+		fdclass_set_plain(fd);
+		return fd;
+	}
 	c = conn_new(fd, false, false, (flags & SOCK_NONBLOCK) != 0);
 	if (c == NULL || track(fd, c) != 0) {
 		/* Fail closed: never hand out an unprotected connection
@@ -221,6 +237,7 @@ close(int fd)
 		untrack(fd);
 		epoll_forget(fd);
 	}
+	fdclass_forget(fd);
 	return REAL(close)(fd);
 }
 
@@ -247,6 +264,7 @@ closing_range(unsigned int first, unsigned int last)
 
 	if (shim_internal_thread || !shim_enabled() || shim_in_vfork_child())
 		return;
+	fdclass_forget_range(first, last);
 	fdtab_each(close_range_one, &r);
 }
 
@@ -277,14 +295,78 @@ closefrom(int lowfd)
 }
 
 /*
- * syscall(2): libuv closes descriptors with syscall(SYS_close). Only the
- * close calls are looked at; everything else goes to libc unchanged (six
- * register-sized arguments is what the kernel ABI passes).
+ * Raw socket system calls made through syscall(2) take the same hooks as
+ * their libc wrappers, so that a program (or a runtime such as Go's cgo
+ * glue or libuv, which closes with syscall(SYS_close)) cannot reach a
+ * protected socket around the record layer. Returns -2 when ${number} is
+ * not one of them.
  */
+static long
+syscall_hooked(long number, const long a[6])
+{
+	switch (number) {
+	case SYS_read:
+		return read((int)a[0], (void *)a[1], (size_t)a[2]);
+	case SYS_write:
+		return write((int)a[0], (const void *)a[1], (size_t)a[2]);
+	case SYS_readv:
+		return readv((int)a[0], (const struct iovec *)a[1], (int)a[2]);
+	case SYS_writev:
+		return writev((int)a[0], (const struct iovec *)a[1], (int)a[2]);
+	case SYS_recvfrom:
+		return recvfrom((int)a[0], (void *)a[1], (size_t)a[2], (int)a[3],
+		    (struct sockaddr *)a[4], (socklen_t *)a[5]);
+	case SYS_sendto:
+		return sendto((int)a[0], (const void *)a[1], (size_t)a[2],
+		    (int)a[3], (const struct sockaddr *)a[4], (socklen_t)a[5]);
+	case SYS_recvmsg:
+		return recvmsg((int)a[0], (struct msghdr *)a[1], (int)a[2]);
+	case SYS_sendmsg:
+		return sendmsg((int)a[0], (const struct msghdr *)a[1], (int)a[2]);
+	case SYS_recvmmsg:
+		return recvmmsg((int)a[0], (struct mmsghdr *)a[1],
+		    (unsigned int)a[2], (int)a[3], (struct timespec *)a[4]);
+	case SYS_sendmmsg:
+		return sendmmsg((int)a[0], (struct mmsghdr *)a[1],
+		    (unsigned int)a[2], (int)a[3]);
+	case SYS_connect:
+		return connect((int)a[0], (const struct sockaddr *)a[1],
+		    (socklen_t)a[2]);
+	case SYS_accept:
+		return accept((int)a[0], (struct sockaddr *)a[1],
+		    (socklen_t *)a[2]);
+	case SYS_accept4:
+		return accept4((int)a[0], (struct sockaddr *)a[1],
+		    (socklen_t *)a[2], (int)a[3]);
+	case SYS_shutdown:
+		return shutdown((int)a[0], (int)a[1]);
+	case SYS_close:
+		return close((int)a[0]);
+	case SYS_dup:
+		return dup((int)a[0]);
+	case SYS_dup2:
+		return dup2((int)a[0], (int)a[1]);
+	case SYS_dup3:
+		return dup3((int)a[0], (int)a[1], (int)a[2]);
+	case SYS_fcntl:
+		return fcntl((int)a[0], (int)a[1], a[2]);
+	case SYS_ioctl:
+		return ioctl((int)a[0], (unsigned long)a[1], a[2]);
+	case SYS_sendfile:
+		return sendfile((int)a[0], (int)a[1], (off_t *)a[2],
+		    (size_t)a[3]);
+	case SYS_splice:
+		return splice((int)a[0], (off_t *)a[1], (int)a[2], (off_t *)a[3],
+		    (size_t)a[4], (unsigned int)a[5]);
+	default:
+		return -2;
+	}
+}
+
 EXPORT long
 syscall(long number, ...)
 {
-	long a[6];
+	long a[6], rc;
 	va_list ap;
 	int i;
 
@@ -292,24 +374,25 @@ syscall(long number, ...)
 	for (i = 0; i < 6; i++)
 		a[i] = va_arg(ap, long);
 	va_end(ap);
-	if (number == SYS_close && real_fd_internal((int)a[0]) &&
-	    !shim_internal_thread)
-		return 0;
-	if (number == SYS_close && a[0] >= 0 && (fdtab_has((int)a[0]) ||
-	    epoll_tracked((int)a[0])) && !shim_internal_thread &&
-	    !shim_in_vfork_child()) {
-		untrack((int)a[0]);
-		epoll_forget((int)a[0]);
-	}
+	if (shim_internal_thread || !shim_enabled())
+		return REAL(syscall)(number, a[0], a[1], a[2], a[3], a[4], a[5]);
+	if ((rc = syscall_hooked(number, a)) != -2)
+		return rc;
 #ifdef SYS_close_range
-	if (number == SYS_close_range && !shim_internal_thread) {
-		if (!((unsigned)a[2] & CLOSE_RANGE_CLOEXEC))
-			closing_range((unsigned)a[0], (unsigned)a[1]);
-		return real_close_range_keeping((unsigned)a[0], (unsigned)a[1],
-		    (int)a[2]);
-	}
+	if (number == SYS_close_range)
+		return close_range((unsigned)a[0], (unsigned)a[1], (int)a[2]);
 #endif
-	return REAL(syscall)(number, a[0], a[1], a[2], a[3], a[4], a[5]);
+#ifdef SYS_io_uring_setup
+	if (number == SYS_io_uring_setup)
+		uring_guard_note_setup();
+#endif
+	rc = REAL(syscall)(number, a[0], a[1], a[2], a[3], a[4], a[5]);
+#ifdef SYS_pidfd_getfd
+	/* A descriptor taken from another process: classified afresh. */
+	if (number == SYS_pidfd_getfd && rc >= 0)
+		fdclass_forget((int)rc);
+#endif
+	return rc;
 }
 
 EXPORT int
@@ -336,6 +419,8 @@ duplicated(int oldfd, int newfd)
 {
 	struct conn *c;
 
+	if (newfd >= 0)
+		fdclass_copy(oldfd, newfd);	/* what its source is */
 	if (newfd < 0 || (c = fdtab_get(oldfd)) == NULL)
 		return newfd;
 	if (conn_alias_add(c, newfd) != 0 || fdtab_set(newfd, c) != 0) {
@@ -549,8 +634,13 @@ sendfile(int out_fd, int in_fd, off_t *offset, size_t count)
 	struct conn *c = fdtab_get(out_fd);
 	ssize_t rc;
 
-	if (c == NULL)
+	if (c == NULL) {
+		if (fdclass_unkeyed(out_fd)) {
+			errno = ECONNRESET;
+			return -1;
+		}
 		return REAL(sendfile)(out_fd, in_fd, offset, count);
+	}
 	rc = sendfile_emulated(c, in_fd, offset, count);
 	conn_unref(c);
 	HOOK_RETURN(ssize_t, rc);
@@ -572,6 +662,10 @@ splice(int fd_in, off_t *off_in, int fd_out, off_t *off_out, size_t len,
 	 * callers already handle by falling back to read and write. */
 	if (fdtab_has(fd_in) || fdtab_has(fd_out)) {
 		errno = EINVAL;
+		return -1;
+	}
+	if (fdclass_unkeyed(fd_in) || fdclass_unkeyed(fd_out)) {
+		errno = ECONNRESET;
 		return -1;
 	}
 	return REAL(splice)(fd_in, off_in, fd_out, off_out, len, flags);

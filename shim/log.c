@@ -1,9 +1,12 @@
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
+#include <stdbool.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "log.h"
@@ -33,22 +36,17 @@ log_enabled(enum log_level level)
 	return level <= log_threshold;
 }
 
-void
-log_msg(enum log_level level, const char *fmt, ...)
+static void
+log_vmsg(enum log_level level, const char *fmt, va_list ap)
 {
 	static const char *names[] = { "error", "warn", "info", "debug" };
 	char line[1024];
 	int saved_errno = errno;
 	int prefix, len;
-	va_list ap;
 
-	if (!log_enabled(level))
-		return;
 	prefix = snprintf(line, sizeof(line), "tlshim[%d]: %s: ", (int)getpid(),
 	    names[level]);
-	va_start(ap, fmt);
 	len = vsnprintf(line + prefix, sizeof(line) - prefix - 1, fmt, ap);
-	va_end(ap);
 	if (len < 0)
 		len = 0;
 	len += prefix;
@@ -61,4 +59,56 @@ log_msg(enum log_level level, const char *fmt, ...)
 	else
 		(void)!write(log_fd, line, len);
 	errno = saved_errno;
+}
+
+void
+log_msg(enum log_level level, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (!log_enabled(level))
+		return;
+	va_start(ap, fmt);
+	log_vmsg(level, fmt, ap);
+	va_end(ap);
+}
+
+/* The rate limit's window: its start, lines written, lines suppressed. */
+static pthread_mutex_t limit_lock = PTHREAD_MUTEX_INITIALIZER;
+static time_t limit_window;
+static unsigned limit_written;
+static unsigned long limit_suppressed;
+
+void
+log_msg_limited(enum log_level level, const char *fmt, ...)
+{
+	struct timespec now;
+	unsigned long suppressed = 0;
+	bool write_it;
+	va_list ap;
+
+	if (!log_enabled(level))
+		return;
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	pthread_mutex_lock(&limit_lock);
+	if (now.tv_sec - limit_window >= LOG_WINDOW_S) {
+		limit_window = now.tv_sec;
+		limit_written = 0;
+		suppressed = limit_suppressed;
+		limit_suppressed = 0;
+	}
+	write_it = limit_written < LOG_BURST;
+	if (write_it)
+		limit_written++;
+	else
+		limit_suppressed++;
+	pthread_mutex_unlock(&limit_lock);
+	if (suppressed > 0)
+		log_msg(LOG_WARN, "%lu similar lines suppressed in the last %d s "
+		    "(more than %d)", suppressed, LOG_WINDOW_S, LOG_BURST);
+	if (!write_it)
+		return;
+	va_start(ap, fmt);
+	log_vmsg(level, fmt, ap);
+	va_end(ap);
 }

@@ -18,6 +18,18 @@ void log_open(enum log_level level, const char *path);
 void log_msg(enum log_level level, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 
+/*
+ * log_msg_limited(level, fmt, ...):
+ * As log_msg, for lines a hostile peer can cause once per connection
+ * (refusals, failed records): at most LOG_BURST such lines per
+ * LOG_WINDOW_S seconds in the process; the rest are counted and their
+ * number reported in the next window's first line.
+ */
+#define LOG_BURST 20
+#define LOG_WINDOW_S 10
+void log_msg_limited(enum log_level level, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
 /* log_enabled(level): would a line at ${level} be written? */
 int log_enabled(enum log_level level);
 

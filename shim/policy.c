@@ -44,7 +44,19 @@ parse_port_range(char *s, struct policy_rule *r)
 	return 0;
 }
 
-/* Parse "ADDR[/PREFIX]" into ${r}. */
+/* Does ${r}'s address have bits set beyond its prefix? */
+static bool
+host_bits_set(const struct policy_rule *r)
+{
+	int bits = r->family == AF_INET ? 32 : 128, i;
+
+	for (i = r->prefix; i < bits; i++)
+		if (r->addr[i / 8] & (0x80 >> (i % 8)))
+			return true;
+	return false;
+}
+
+/* Parse "ADDR[/PREFIX]" into ${r}: 0, -1 (syntax) or -2 (host bits). */
 static int
 parse_cidr(char *s, struct policy_rule *r)
 {
@@ -74,13 +86,14 @@ parse_cidr(char *s, struct policy_rule *r)
 			return -1;
 		r->prefix = (int)v;
 	}
-	return 0;
+	return host_bits_set(r) ? -2 : 0;
 }
 
 static int
 parse_rule(char *item, struct policy_rule *r)
 {
 	char *port = NULL;
+	int rc;
 
 	memset(r, 0, sizeof(*r));
 	r->port_lo = 0;
@@ -102,11 +115,62 @@ parse_rule(char *item, struct policy_rule *r)
 		if (port != NULL)
 			*port++ = '\0';
 	}
-	if (parse_cidr(item, r))
-		return -1;
+	if ((rc = parse_cidr(item, r)) != 0)
+		return rc;
 	if (port != NULL && parse_port_range(port, r))
 		return -1;
 	return 0;
+}
+
+static bool
+rule_is_host(const struct policy_rule *r)
+{
+	return r->prefix == (r->family == AF_INET ? 32 : 128);
+}
+
+/* Order of host rules: family, then address bytes. */
+static int
+host_compare(int family, const uint8_t *addr, const struct policy_rule *r)
+{
+	if (family != r->family)
+		return family < r->family ? -1 : 1;
+	return memcmp(addr, r->addr, family == AF_INET ? 4 : 16);
+}
+
+static int
+host_rule_compare(const void *a, const void *b)
+{
+	const struct policy_rule *x = a, *y = b;
+
+	if (rule_is_host(x) != rule_is_host(y))
+		return rule_is_host(x) ? -1 : 1;
+	if (!rule_is_host(x))
+		return 0;
+	return host_compare(x->family, x->addr, y);
+}
+
+/* Host rules to the front, sorted; network rules keep their order. */
+static void
+rules_index(struct policy_rules *rules)
+{
+	int i;
+
+	/* qsort is not stable, but network rules compare equal and their
+	 * order does not change a yes-or-no match. */
+	qsort(rules->rule, (size_t)rules->count, sizeof(rules->rule[0]),
+	    host_rule_compare);
+	for (i = 0; i < rules->count && rule_is_host(&rules->rule[i]); i++)
+		;
+	rules->hosts = i;
+}
+
+void
+policy_rules_free(struct policy_rules *rules)
+{
+	free(rules->rule);
+	rules->rule = NULL;
+	rules->count = 0;
+	rules->hosts = 0;
 }
 
 int
@@ -114,8 +178,9 @@ policy_parse(const char *text, struct policy_rules *rules, char *err,
     size_t errlen)
 {
 	char *copy, *item, *save = NULL;
+	int cap = 0, rc = -EINVAL;
 
-	rules->count = 0;
+	memset(rules, 0, sizeof(*rules));
 	if (text == NULL || *text == '\0')
 		return 0;
 	if ((copy = strdup(text)) == NULL) {
@@ -125,13 +190,32 @@ policy_parse(const char *text, struct policy_rules *rules, char *err,
 	for (item = strtok_r(copy, ", ", &save); item != NULL;
 	    item = strtok_r(NULL, ", ", &save)) {
 		char shown[80];
+		int bad;
 
 		snprintf(shown, sizeof(shown), "%s", item);
 		if (rules->count == POLICY_MAX_RULES) {
 			snprintf(err, errlen, "more than %d rules", POLICY_MAX_RULES);
 			goto err0;
 		}
-		if (parse_rule(item, &rules->rule[rules->count])) {
+		if (rules->count == cap) {
+			struct policy_rule *grown;
+
+			cap = cap == 0 ? 16 : cap * 2;
+			grown = realloc(rules->rule, (size_t)cap * sizeof(*grown));
+			if (grown == NULL) {
+				snprintf(err, errlen, "out of memory");
+				rc = -ENOMEM;
+				goto err0;
+			}
+			rules->rule = grown;
+		}
+		if ((bad = parse_rule(item, &rules->rule[rules->count])) == -2) {
+			snprintf(err, errlen, "bad rule \"%s\": the address has "
+			    "bits set past the prefix length (write one host "
+			    "without a prefix, or the network address)", shown);
+			goto err0;
+		}
+		if (bad != 0) {
 			snprintf(err, errlen,
 			    "bad rule \"%s\" (want CIDR[:port[-port]], IPv6 as "
 			    "[CIDR]:port)", shown);
@@ -140,12 +224,13 @@ policy_parse(const char *text, struct policy_rules *rules, char *err,
 		rules->count++;
 	}
 	free(copy);
+	rules_index(rules);
 	return 0;
 
 err0:
 	free(copy);
-	rules->count = 0;
-	return -EINVAL;
+	policy_rules_free(rules);
+	return rc;
 }
 
 /* Reduce ${addr} to family, 4 or 16 address bytes and port; v4-mapped
@@ -190,6 +275,24 @@ prefix_equal(const uint8_t *a, const uint8_t *b, int bits)
 	return ((a[whole] ^ b[whole]) & (0xff << (8 - rest))) == 0;
 }
 
+/* The first host rule for this address (binary search), or -1. */
+static int
+hosts_first(const struct policy_rules *rules, int family, const uint8_t *addr)
+{
+	int lo = 0, hi = rules->hosts;
+
+	while (lo < hi) {
+		int mid = lo + (hi - lo) / 2;
+
+		if (host_compare(family, addr, &rules->rule[mid]) > 0)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return lo < rules->hosts && host_compare(family, addr,
+	    &rules->rule[lo]) == 0 ? lo : -1;
+}
+
 bool
 policy_match(const struct policy_rules *rules, const struct sockaddr *addr)
 {
@@ -199,7 +302,13 @@ policy_match(const struct policy_rules *rules, const struct sockaddr *addr)
 
 	if (addr_unpack(addr, &family, bytes, &port))
 		return false;
-	for (i = 0; i < rules->count; i++) {
+	if ((i = hosts_first(rules, family, bytes)) >= 0)
+		for (; i < rules->hosts &&
+		    host_compare(family, bytes, &rules->rule[i]) == 0; i++)
+			if (port >= rules->rule[i].port_lo &&
+			    port <= rules->rule[i].port_hi)
+				return true;
+	for (i = rules->hosts; i < rules->count; i++) {
 		const struct policy_rule *r = &rules->rule[i];
 
 		if (r->family == family && port >= r->port_lo &&

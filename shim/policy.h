@@ -11,7 +11,8 @@
  * of a job that share one environment reach the same decision.
  */
 
-#define POLICY_MAX_RULES 64
+/* A hostfile of many thousands of nodes fits; more is surely a mistake. */
+#define POLICY_MAX_RULES 100000
 
 struct policy_rule {
 	int family;		/* AF_INET or AF_INET6 */
@@ -20,19 +21,29 @@ struct policy_rule {
 	uint16_t port_lo, port_hi;	/* inclusive; 0-65535 when none given */
 };
 
+/* Host rules (a whole address) come first, sorted by address, so that a
+ * hostfile's thousands of them are found by binary search; network rules
+ * follow in the order given. */
 struct policy_rules {
 	int count;
-	struct policy_rule rule[POLICY_MAX_RULES];
+	int hosts;		/* rule[0..hosts) are host rules, sorted */
+	struct policy_rule *rule;
 };
 
 /*
  * policy_parse(text, rules, err, errlen):
  * Parse a comma-separated list of "CIDR[:port[-port]]" (IPv6 with a port in
  * brackets: "[2001:2::/48]:5000-5100"; a bare address is a host route) into
- * ${rules}. Returns 0, or -EINVAL with a message in ${err}.
+ * ${rules}. A CIDR with host bits set ("198.18.0.3/24") is an error: the
+ * user meant either one host or the network, and guessing fails open.
+ * Returns 0, or -EINVAL (-ENOMEM) with a message in ${err}; release the
+ * rules with policy_rules_free either way.
  */
 int policy_parse(const char *text, struct policy_rules *rules, char *err,
     size_t errlen) __attribute__((warn_unused_result));
+
+/* policy_rules_free(rules): release parsed rules; leaves none. */
+void policy_rules_free(struct policy_rules *rules);
 
 /*
  * policy_match(rules, addr):

@@ -50,6 +50,7 @@ real_resolve(void)
 	RESOLVE(fcntl);
 	RESOLVE(ioctl);
 	RESOLVE(getsockopt);
+	RESOLVE(getpeername);
 	RESOLVE(setsockopt);
 	RESOLVE(dup);
 	RESOLVE(dup2);

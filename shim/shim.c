@@ -3,6 +3,7 @@
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <unistd.h>
 
 #include <sodium.h>
@@ -10,9 +11,11 @@
 #include "config.h"
 #include "conn.h"
 #include "fdtab.h"
+#include "log.h"
 #include "progress.h"
 #include "real.h"
 #include "shim.h"
+#include "uring_guard.h"
 
 static pthread_once_t shim_once = PTHREAD_ONCE_INIT;
 static atomic_bool shim_ready;
@@ -29,6 +32,8 @@ shim_fork_child(void)
 static void
 shim_setup(void)
 {
+	int rc;
+
 	real_init();
 	config_init();
 	shim_pid = getpid();
@@ -41,6 +46,16 @@ shim_setup(void)
 		 * which no hook sees; its documented switch keeps it on
 		 * epoll_ctl. An explicit setting is the user's to keep. */
 		setenv("UV_USE_IO_URING", "0", 0);
+		/* Strict mode that cannot be enforced fails closed. */
+		if (config.strict && (rc = uring_guard_install()) != 0 &&
+		    config.error[0] == '\0') {
+			snprintf(config.error, sizeof(config.error),
+			    "TLSHIM_STRICT=1 but the kernel refused the io_uring "
+			    "filter: %s", strerror(-rc));
+			log_msg(LOG_ERROR, "invalid configuration: %s; every "
+			    "connection that would be protected will fail",
+			    config.error);
+		}
 	}
 	atomic_store(&shim_ready, true);
 }

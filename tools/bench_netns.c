@@ -182,8 +182,8 @@ write_stunnel_conf(const char *path, const char *creds, int client,
 
 /* Ring allreduce with N ranks split across the nodes; MB/s of rank 0. */
 static double
-run_ring(const char *self, const char *shim_env, int ranks, size_t bytes,
-    int base)
+run_ring(const char *self, const char *shim_a, const char *shim_b, int ranks,
+    size_t bytes, int base)
 {
 	char out[PATH_MAX], line[128] = "";
 	pid_t pids[64];
@@ -199,7 +199,8 @@ run_ring(const char *self, const char *shim_env, int ranks, size_t bytes,
 		pids[r] = spawn(r == 0 ? out : "/dev/null",
 		    "exec ip netns exec %s env %s %s --ring-bytes %zu "
 		    "--ring %d,%d,198.18.0.%d:%d,198.18.0.%d:%d",
-		    node == 1 ? ns_a : ns_b, shim_env, self, bytes, r, ranks, node,
+		    node == 1 ? ns_a : ns_b, node == 1 ? shim_a : shim_b, self,
+		    bytes, r, ranks, node,
 		    base + r, next_node, base + next);
 	}
 	for (r = 0; r < ranks; r++)
@@ -262,8 +263,9 @@ bench_netns(const char *argv0, const struct bench_options *o)
 		return 1;
 	made_tmp = 1;
 	if (sh("%s init --dir %s/ca --name bench >/dev/null && "
-	    "%s issue --ca %s/ca --node a --out %s/a >/dev/null && "
-	    "%s issue --ca %s/ca --node b --out %s/b >/dev/null", keys, tmpdir,
+	    "%s issue --ca %s/ca --node a --ip 198.18.0.1 --out %s/a >/dev/null "
+	    "&& %s issue --ca %s/ca --node b --ip 198.18.0.2 --out %s/b "
+	    ">/dev/null", keys, tmpdir,
 	    keys, tmpdir, tmpdir, keys, tmpdir, tmpdir) != 0)
 		return 1;
 	if (setup_namespaces(o->link) != 0)
@@ -309,9 +311,11 @@ bench_netns(const char *argv0, const struct bench_options *o)
 	}
 
 	fprintf(stderr, "tlshim-bench: ring allreduce, %d processes\n", o->ranks);
-	ring_plain = run_ring(self, shim_a, o->ranks, o->ring_bytes,
+	/* Each rank with its node's credentials: certificates are good only
+	 * at their node's address. */
+	ring_plain = run_ring(self, shim_a, shim_b, o->ranks, o->ring_bytes,
 	    RING_PLAIN_BASE);
-	ring_tlshim = run_ring(self, shim_a, o->ranks, o->ring_bytes,
+	ring_tlshim = run_ring(self, shim_a, shim_b, o->ranks, o->ring_bytes,
 	    RING_TLSHIM_BASE);
 	if (ring_plain <= 0 || ring_tlshim <= 0)
 		fprintf(stderr, "tlshim-bench: the ring allreduce failed\n");

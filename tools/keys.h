@@ -35,7 +35,7 @@ enum keys_exit {
 #define KEYS_DEFAULT_NODE_DAYS 7
 /* NotBefore goes back this far so that nodes with slow clocks accept a
  * certificate issued seconds ago. */
-#define KEYS_BACKDATE_SECONDS (10 * 60)
+#define KEYS_BACKDATE_SECONDS (60 * 60)
 #define KEYS_FILE_MAX (1024 * 1024)
 
 /* One subcommand: int main(int argc, char **argv) with argv[0] its name. */
@@ -218,6 +218,11 @@ int keys_token_prune(const char *ca_dir, long grace);
  * (they can no longer be used, so nothing needs to find them). Returns
  * how many were deleted. */
 int keys_issued_prune(const char *ca_dir);
+
+/* keys_issued_recover(ca_dir): records that a killed process left as
+ * hidden temporary files are completed (a whole certificate) or removed;
+ * returns how many were completed. */
+int keys_issued_recover(const char *ca_dir);
 
 /* keys_token_spend(ca_dir, claim, node, key_pin): record the use (a
  * repeat costs nothing). 0 or -1. */

@@ -7,6 +7,7 @@
 #include <arpa/inet.h>
 #include <dirent.h>
 #include <errno.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -18,8 +19,10 @@
 #include <wolfssl/options.h>
 #include <wolfssl/ssl.h>
 #include <wolfssl/openssl/x509v3.h>
+#include <wolfssl/wolfcrypt/asn_public.h>
 
 #include "../shim/handshake.h"
+#include "../shim/identity.h"
 #include "keys.h"
 
 int
@@ -372,39 +375,81 @@ keys_issued_each(const char *ca_dir,
 int
 keys_cert_ips(const uint8_t *pem, size_t len, char *csv, size_t csvlen)
 {
-	WOLFSSL_X509 *x509;
-	WOLFSSL_STACK *names;
-	int i, n;
+	struct identity_sans sans;
+	uint8_t der[8192];
+	int n, i;
 
 	csv[0] = '\0';
-	x509 = wolfSSL_X509_load_certificate_buffer(pem, (int)len,
-	    WOLFSSL_FILETYPE_PEM);
-	if (x509 == NULL)
+	/* The shim's parser: Debian's wolfSSL drops IP SANs. */
+	if ((n = wc_CertPemToDer(pem, (int)len, der, sizeof(der),
+	    CERT_TYPE)) <= 0 || identity_sans_of_der(der, (size_t)n, &sans) != 0)
 		return -1;
-	names = wolfSSL_X509_get_ext_d2i(x509, NID_subject_alt_name, NULL, NULL);
-	n = names ? wolfSSL_sk_GENERAL_NAME_num(names) : 0;
-	for (i = 0; i < n; i++) {
-		WOLFSSL_GENERAL_NAME *gn = wolfSSL_sk_GENERAL_NAME_value(names, i);
+	for (i = 0; i < sans.ip_count; i++) {
 		char ip[INET6_ADDRSTRLEN];
-		const unsigned char *d;
-		int alen;
 
-		if (gn == NULL || gn->type != GEN_IPADD)
-			continue;
-		d = wolfSSL_ASN1_STRING_get0_data(gn->d.iPAddress);
-		alen = wolfSSL_ASN1_STRING_length(gn->d.iPAddress);
-		if ((alen != 4 && alen != 16) || inet_ntop(alen == 4 ? AF_INET :
-		    AF_INET6, d, ip, sizeof(ip)) == NULL ||
-		    strlen(csv) + strlen(ip) + 2 > csvlen)
+		if (inet_ntop(sans.ip[i].family, sans.ip[i].addr, ip,
+		    sizeof(ip)) == NULL || strlen(csv) + strlen(ip) + 2 > csvlen)
 			continue;
 		if (csv[0] != '\0')
 			strcat(csv, ",");
 		strcat(csv, ip);
 	}
-	if (names != NULL)
-		wolfSSL_GENERAL_NAMES_free(names);
-	wolfSSL_X509_free(x509);
 	return 0;
+}
+
+/*
+ * A record that a killed process left half-way: ".SERIAL.crt.PID.tmp".
+ * The certificate was signed (and may have reached its node), so a
+ * complete one becomes its record, where revoke finds it; anything else
+ * is removed. A live writer's file is left alone.
+ */
+static int
+recover_one(const char *dir, const char *name)
+{
+	char path[4500], final[4500], record[160];
+	const char *pid_at, *end = name + strlen(name) - 4;
+	WOLFSSL_X509 *x509;
+	long pid;
+
+	if (name[0] != '.' || strlen(name) < 10 || strcmp(end, ".tmp") != 0)
+		return 0;
+	for (pid_at = end; pid_at > name && pid_at[-1] != '.'; pid_at--)
+		;
+	pid = strtol(pid_at, NULL, 10);
+	if (pid <= 0 || (kill((pid_t)pid, 0) == 0 || errno == EPERM))
+		return 0;
+	snprintf(path, sizeof(path), "%s/%s", dir, name);
+	snprintf(record, sizeof(record), "%.*s", (int)(pid_at - 1 - (name + 1)),
+	    name + 1);
+	x509 = wolfSSL_X509_load_certificate_file(path, WOLFSSL_FILETYPE_PEM);
+	if (x509 != NULL && strlen(record) > 4 &&
+	    strcmp(record + strlen(record) - 4, ".crt") == 0) {
+		wolfSSL_X509_free(x509);
+		snprintf(final, sizeof(final), "%s/%s", dir, record);
+		if (rename(path, final) == 0)
+			return 1;
+	} else if (x509 != NULL) {
+		wolfSSL_X509_free(x509);
+	}
+	(void)unlink(path);
+	return 0;
+}
+
+int
+keys_issued_recover(const char *ca_dir)
+{
+	char dir[4200];
+	struct dirent *entry;
+	int completed = 0;
+	DIR *d;
+
+	snprintf(dir, sizeof(dir), "%s/issued", ca_dir);
+	if ((d = opendir(dir)) == NULL)
+		return 0;
+	while ((entry = readdir(d)) != NULL)
+		completed += recover_one(dir, entry->d_name);
+	closedir(d);
+	return completed;
 }
 
 static int

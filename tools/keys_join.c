@@ -9,11 +9,14 @@
  * attempt does not burn a single-use token.
  */
 #define _GNU_SOURCE
+#include <arpa/inet.h>
 #include <errno.h>
 #include <getopt.h>
+#include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -112,6 +115,41 @@ pending_key(struct enroll *e, WC_RNG *rng)
 	}
 }
 
+/*
+ * Without --ip, the certificate names the address this node reaches the
+ * server from: peers check that a node's certificate carries the address
+ * it connects from and is reached at, and on a flat cluster network that
+ * is the one. A multi-homed node lists its addresses with --ip.
+ */
+static void
+add_own_address(struct keys_message *req, int fd)
+{
+	struct sockaddr_storage ss;
+	socklen_t len = sizeof(ss);
+	char text[INET6_ADDRSTRLEN];
+	const void *bytes;
+	int family;
+
+	if (getsockname(fd, (struct sockaddr *)&ss, &len) != 0)
+		return;
+	if (ss.ss_family == AF_INET) {
+		family = AF_INET;
+		bytes = &((struct sockaddr_in *)&ss)->sin_addr;
+	} else if (ss.ss_family == AF_INET6 && IN6_IS_ADDR_V4MAPPED(
+	    &((struct sockaddr_in6 *)&ss)->sin6_addr)) {
+		family = AF_INET;
+		bytes = &((struct sockaddr_in6 *)&ss)->sin6_addr.s6_addr[12];
+	} else if (ss.ss_family == AF_INET6) {
+		family = AF_INET6;
+		bytes = &((struct sockaddr_in6 *)&ss)->sin6_addr;
+	} else {
+		return;
+	}
+	if (inet_ntop(family, bytes, text, sizeof(text)) != NULL)
+		snprintf(req->ips[req->ip_count++], sizeof(req->ips[0]), "%s",
+		    text);
+}
+
 /* One attempt: connect, prove the key, ask, read the answer. */
 static int
 exchange(struct enroll *e, WOLFSSL_CTX *ctx, WC_RNG *rng, char *why,
@@ -126,6 +164,8 @@ exchange(struct enroll *e, WOLFSSL_CTX *ctx, WC_RNG *rng, char *why,
 	if (rc != KEYS_OK)
 		return rc;
 	rc = KEYS_NETWORK;
+	if (e->req->ip_count == 0)
+		add_own_address(e->req, c.fd);
 	if (keys_tls_binding(&c, binding) != 0 ||
 	    wc_ecc_sign_hash(binding, sizeof(binding), e->req->proof, &sig_len,
 	    rng, &e->new_key) != 0) {
@@ -334,7 +374,9 @@ join_usage(FILE *out)
 	    "- for\n                  standard input, or $TLSHIM_TOKEN)\n"
 	    "  --pin PIN       from 'tlshim-keys pin': sha256:<hex> of the CA key\n"
 	    "  --node NAME     the name to enroll as; the CA decides if it may\n"
-	    "  --ip LIST       IP addresses to put in the certificate\n"
+	    "  --ip LIST       IP addresses to put in the certificate; peers "
+	    "accept this\n                  node only at them (default: the "
+	    "address it reaches\n                  the server from)\n"
 	    "  --force         replace credentials already in NODE_DIR\n"
 	    "  --timeout S     per attempt (default: %d); --retries N on network "
 	    "errors (default: %d)\n"

@@ -575,12 +575,17 @@ listen_on(const char *hostport)
 static void
 prune_ca_dir(struct server *srv)
 {
-	int tokens, certs;
+	int tokens, certs, recovered;
 
 	pthread_mutex_lock(&srv->lock);
+	recovered = keys_issued_recover(srv->ca.dir);
 	tokens = keys_token_prune(srv->ca.dir, PRUNE_GRACE);
 	certs = keys_issued_prune(srv->ca.dir);
 	pthread_mutex_unlock(&srv->lock);
+	if (recovered > 0)
+		fprintf(stderr, "tlshim-keys serve: completed the records of %d "
+		    "certificate%s a stopped process had issued\n", recovered,
+		    recovered == 1 ? "" : "s");
 	if (tokens > 0)
 		fprintf(stderr, "tlshim-keys serve: deleted %d token%s expired "
 		    "for over a day\n", tokens, tokens == 1 ? "" : "s");

@@ -79,6 +79,22 @@ grep -q "deleted the records of 1 expired certificate" "$T/prune.log" ||
     fail "the expired record was not pruned: $(cat "$T/prune.log")"
 [ ! -e "$T/ca/issued/expired.crt" ] || fail "the expired record is still there"
 [ "$(ls "$T/ca/issued" | wc -l)" = $((live - 1)) ] || fail "live records were pruned"
+# A serve killed while recording a certificate leaves a hidden temporary
+# file: the next serve completes it (revoke must find it), removes a
+# broken one, and leaves a live writer's alone.
+serial=$(openssl x509 -in "$T/b/node.crt" -noout -serial | cut -d= -f2 |
+    tr A-F a-f)
+rm -f "$T/ca/issued/$serial.crt"
+cp "$T/b/node.crt" "$T/ca/issued/.$serial.crt.2147483646.tmp"
+echo broken >"$T/ca/issued/.0badc0de.crt.2147483646.tmp"
+echo writing >"$T/ca/issued/.0fee.crt.$$.tmp"
+timeout 1 "$KEYS" serve --ca "$T/ca" --listen 127.0.0.1:0 2>"$T/recover.log" || true
+grep -q "completed the records of 1 certificate a stopped process had issued" \
+    "$T/recover.log" || fail "the interrupted record: $(cat "$T/recover.log")"
+[ -s "$T/ca/issued/$serial.crt" ] || fail "the interrupted record was not completed"
+[ ! -e "$T/ca/issued/.0badc0de.crt.2147483646.tmp" ] || fail "a broken record was kept"
+[ -e "$T/ca/issued/.0fee.crt.$$.tmp" ] || fail "a live writer's file was removed"
+rm -f "$T/ca/issued/.0fee.crt.$$.tmp"
 
 # A peer killed in the middle of a transfer: an error, never a short
 # stream that looks complete.

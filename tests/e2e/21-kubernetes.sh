@@ -18,27 +18,30 @@ wait_port_or_fail a 7800
 mkdir -p "$T/bin"
 # POD NAME VOLUME: the init container of pod NAME, with VOLUME as its
 # memory-backed credentials volume.
+# pod NAME DIR NODE: the pod's address is its node's.
 pod() {
+	ip=$IP_B
+	[ "$3" = a ] && ip=$IP_A
 	printf '#!/bin/sh\necho %s\n' "$1" >"$T/bin/hostname"
 	chmod +x "$T/bin/hostname"
 	mkdir -p "$2"
-	on_b unshare -m sh -c "mount -t tmpfs none /run &&
+	on_$3 unshare -m sh -c "mount -t tmpfs none /run &&
 	    mkdir -p /run/tlshim /run/tlshim-token &&
 	    mount --bind $2 /run/tlshim &&
 	    cp $T/token /run/tlshim-token/token &&
 	    PATH=$T/bin:$(dirname "$KEYS"):\$PATH TLSHIM_SERVER=$IP_A:7800 \
-	    TLSHIM_PIN=$("$KEYS" pin --ca "$T/ca") POD_IP=$IP_B sh $T/init.sh"
+	    TLSHIM_PIN=$("$KEYS" pin --ca "$T/ca") POD_IP=$ip sh $T/init.sh"
 }
-pod trainer-0 "$T/pod0" || fail "the init container of trainer-0 failed"
-pod trainer-1 "$T/pod1" || fail "the init container of trainer-1 failed"
+pod trainer-0 "$T/pod0" a || fail "the init container of trainer-0 failed"
+pod trainer-1 "$T/pod1" b || fail "the init container of trainer-1 failed"
 openssl x509 -in "$T/pod0/node.crt" -noout -ext subjectAltName |
     grep -q "URI:spiffe://e2e/job/trainer/node/trainer-0" ||
     fail "trainer-0 did not get its job identity"
 cp "$T/pod0/node.crt" "$T/pod0.crt"
-pod trainer-0 "$T/pod0" || fail "a restarted init container failed"
+pod trainer-0 "$T/pod0" a || fail "a restarted init container failed"
 cmp -s "$T/pod0/node.crt" "$T/pod0.crt" || fail "a restart enrolled again"
-pod trainer-0 "$T/pod0-replaced" || fail "a replaced pod could not enroll"
-pod intruder "$T/pod9" 2>"$T/err" && fail "a pod outside the token's names enrolled"
+pod trainer-0 "$T/pod0-replaced" a || fail "a replaced pod could not enroll"
+pod intruder "$T/pod9" b 2>"$T/err" && fail "a pod outside the token's names enrolled"
 grep -q "name-not-allowed" "$T/err" || fail "outsider refusal unclear: $(cat "$T/err")"
 
 # The two pods' credentials carry a protected connection with the job check.

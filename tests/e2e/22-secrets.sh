@@ -30,7 +30,7 @@ server=$BG_LAST
 wait_port_or_fail b 8300
 old_key=$(scalar "$T/b") old_pem=$(pem_text "$T/b")
 [ "$(echo_once first)" = first ] || fail "first connection failed"
-"$KEYS" issue --ca "$T/ca" --node b --out "$T/b" --force >/dev/null
+"$KEYS" issue --ca "$T/ca" --node b --ip "$IP_B,$IP6_B" --out "$T/b" --force >/dev/null
 [ "$(stat -c %a "$T/b/node.key")" = 600 ] || fail "renewed node.key is not 0600"
 [ "$(echo_once second)" = second ] || fail "connection after renewal failed"
 grep -q "credentials in $T/b changed" "$T/b.log" || fail "the server did not reload"

@@ -54,5 +54,6 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	    strlen(cfg.error) >= sizeof(cfg.error) || cfg.handshake_timeout_ms <= 0 ||
 	    cfg.rekey_records < 2)
 		abort();
+	config_free(&cfg);
 	return 0;
 }

@@ -37,5 +37,6 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		memcpy(&sin6.sin6_addr, data + 2, 16);
 	(void)policy_decide(&rules, &rules, true, (struct sockaddr *)&sin);
 	(void)policy_decide(&rules, &rules, false, (struct sockaddr *)&sin6);
+	policy_rules_free(&rules);
 	return 0;
 }

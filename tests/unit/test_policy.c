@@ -3,6 +3,8 @@
 #include <arpa/inet.h>
 #include <check.h>
 #include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "../../shim/policy.h"
@@ -35,9 +37,12 @@ match(const char *rules_text, const char *ip, int port)
 	struct policy_rules rules;
 	struct sockaddr_storage ss = addr(ip, port);
 	char err[160];
+	bool yes;
 
 	ck_assert_int_eq(policy_parse(rules_text, &rules, err, sizeof(err)), 0);
-	return policy_match(&rules, (struct sockaddr *)&ss);
+	yes = policy_match(&rules, (struct sockaddr *)&ss);
+	policy_rules_free(&rules);
+	return yes;
 }
 
 START_TEST(cidr_and_ports)
@@ -52,8 +57,13 @@ START_TEST(cidr_and_ports)
 	ck_assert(!match("198.18.0.0/16:1000-2000", "198.18.3.4", 2001));
 	ck_assert(match("0.0.0.0/0", "8.8.8.8", 53));
 	ck_assert(match("10.0.0.0/8, 198.18.0.0/15", "198.18.0.9", 5));
-	ck_assert(match("198.18.0.0/13", "198.23.1.1", 5));	/* odd prefix */
-	ck_assert(!match("198.18.0.0/13", "198.24.1.1", 5));
+	ck_assert(match("198.16.0.0/13", "198.23.1.1", 5));	/* odd prefix */
+	ck_assert(!match("198.16.0.0/13", "198.24.1.1", 5));
+	/* One host on two port ranges, beside others. */
+	ck_assert(match("198.18.0.9:80,198.18.0.1,198.18.0.9:443", "198.18.0.9",
+	    443));
+	ck_assert(!match("198.18.0.9:80,198.18.0.1,198.18.0.9:443", "198.18.0.9",
+	    22));
 }
 END_TEST
 
@@ -85,6 +95,64 @@ START_TEST(bad_rules_are_errors)
 		ck_assert_msg(strstr(err, "bad rule") != NULL, "%s", err);
 		ck_assert_int_eq(rules.count, 0);
 	}
+}
+END_TEST
+
+/* "198.18.0.3/24" meant one host or the network; either guess fails
+ * someone open, so it is an error that says so. */
+START_TEST(host_bits_are_errors)
+{
+	static const char *bad[] = { "198.18.0.3/24", "198.18.0.1/31",
+	    "[2001:2::5/48]:80", "10.0.0.1/0" };
+	struct policy_rules rules;
+	char err[200];
+	size_t i;
+
+	for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		err[0] = '\0';
+		ck_assert_msg(policy_parse(bad[i], &rules, err, sizeof(err)) ==
+		    -EINVAL, "accepted %s", bad[i]);
+		ck_assert_msg(strstr(err, "bits set past the prefix") != NULL,
+		    "%s", err);
+		ck_assert_int_eq(rules.count, 0);
+	}
+	ck_assert(match("198.18.0.3/32", "198.18.0.3", 1));
+	ck_assert(match("198.18.0.0/24", "198.18.0.3", 1));
+}
+END_TEST
+
+/* A hostfile's worth of host rules: every listed address matches, its
+ * neighbours do not, and the 64-rule cap of old is gone. */
+START_TEST(many_host_rules)
+{
+	struct policy_rules rules;
+	size_t cap = 20000 * 20, used = 0;
+	char *text = malloc(cap), err[160];
+	int i;
+
+	ck_assert_ptr_nonnull(text);
+	for (i = 0; i < 20000; i++)
+		used += (size_t)snprintf(text + used, cap - used, "%s198.%d.%d.%d",
+		    i ? "," : "", 18 + (i * 2) / 65536, ((i * 2) / 256) % 256,
+		    (i * 2) % 256);
+	ck_assert_int_eq(policy_parse(text, &rules, err, sizeof(err)), 0);
+	ck_assert_int_eq(rules.count, 20000);
+	ck_assert_int_eq(rules.hosts, 20000);
+	for (i = 0; i < 20000; i += 97) {
+		char ip[32];
+		struct sockaddr_storage yes, no;
+
+		snprintf(ip, sizeof(ip), "198.%d.%d.%d", 18 + (i * 2) / 65536,
+		    ((i * 2) / 256) % 256, (i * 2) % 256);
+		yes = addr(ip, 7);
+		snprintf(ip, sizeof(ip), "198.%d.%d.%d", 18 + (i * 2) / 65536,
+		    ((i * 2) / 256) % 256, (i * 2) % 256 + 1);
+		no = addr(ip, 7);
+		ck_assert(policy_match(&rules, (struct sockaddr *)&yes));
+		ck_assert(!policy_match(&rules, (struct sockaddr *)&no));
+	}
+	policy_rules_free(&rules);
+	free(text);
 }
 END_TEST
 
@@ -131,6 +199,8 @@ main(void)
 	tcase_add_test(tc, cidr_and_ports);
 	tcase_add_test(tc, ipv6_and_mapped);
 	tcase_add_test(tc, bad_rules_are_errors);
+	tcase_add_test(tc, host_bits_are_errors);
+	tcase_add_test(tc, many_host_rules);
 	tcase_add_test(tc, default_decision);
 	suite_add_tcase(s, tc);
 	sr = srunner_create(s);

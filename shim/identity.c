@@ -1,0 +1,252 @@
+#define _GNU_SOURCE
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "identity.h"
+
+/* DER tags this parser meets. */
+#define DER_SEQUENCE 0x30
+#define DER_OID 0x06
+#define DER_BOOLEAN 0x01
+#define DER_OCTET_STRING 0x04
+#define DER_EXTENSIONS 0xa3	/* [3] EXPLICIT, in TBSCertificate */
+#define SAN_DNS 0x82		/* [2] IMPLICIT IA5String */
+#define SAN_URI 0x86		/* [6] IMPLICIT IA5String */
+#define SAN_IP 0x87		/* [7] IMPLICIT OCTET STRING */
+
+/* id-ce-subjectAltName, 2.5.29.17 */
+static const uint8_t oid_san[] = { 0x55, 0x1d, 0x11 };
+
+/* A window on DER bytes; every read stays inside it. */
+struct der {
+	const uint8_t *p;
+	size_t left;
+};
+
+/*
+ * Take the next element: its tag and a window on its contents. Only
+ * single-byte tags and definite lengths of up to four bytes exist in
+ * certificates; anything else is malformed.
+ */
+static int
+der_next(struct der *d, uint8_t *tag, struct der *value)
+{
+	size_t len, i, nbytes;
+
+	if (d->left < 2)
+		return -EINVAL;
+	*tag = d->p[0];
+	if ((*tag & 0x1f) == 0x1f)
+		return -EINVAL;
+	len = d->p[1];
+	d->p += 2;
+	d->left -= 2;
+	if (len & 0x80) {
+		nbytes = len & 0x7f;
+		if (nbytes == 0 || nbytes > 4 || nbytes > d->left)
+			return -EINVAL;
+		for (len = 0, i = 0; i < nbytes; i++)
+			len = (len << 8) | d->p[i];
+		d->p += nbytes;
+		d->left -= nbytes;
+	}
+	if (len > d->left)
+		return -EINVAL;
+	value->p = d->p;
+	value->left = len;
+	d->p += len;
+	d->left -= len;
+	return 0;
+}
+
+/* Enter the next element, which must carry ${want}. */
+static int
+der_enter(struct der *d, uint8_t want, struct der *value)
+{
+	uint8_t tag;
+
+	if (der_next(d, &tag, value) != 0 || tag != want)
+		return -EINVAL;
+	return 0;
+}
+
+/* Record one GeneralName. */
+static int
+sans_add(struct identity_sans *sans, uint8_t tag, const struct der *value)
+{
+	struct identity_ip *ip;
+
+	if (tag == SAN_DNS)
+		sans->dns_count++;
+	else if (tag == SAN_URI)
+		sans->uri_count++;
+	if (tag != SAN_IP)
+		return 0;
+	/* 8 and 32 bytes are address-and-mask forms, for name
+	 * constraints only: not a place a node can be. */
+	if (value->left != 4 && value->left != 16)
+		return -EINVAL;
+	if (sans->ip_count == IDENTITY_MAX_IPS)
+		return -EINVAL;
+	ip = &sans->ip[sans->ip_count++];
+	ip->family = value->left == 4 ? AF_INET : AF_INET6;
+	memcpy(ip->addr, value->p, value->left);
+	return 0;
+}
+
+/* The GeneralNames inside a subjectAltName extension's value. */
+static int
+sans_parse(struct der octets, struct identity_sans *sans)
+{
+	struct der names, name;
+	uint8_t tag;
+
+	if (der_enter(&octets, DER_SEQUENCE, &names) != 0 || octets.left != 0)
+		return -EINVAL;
+	while (names.left > 0) {
+		if (der_next(&names, &tag, &name) != 0 ||
+		    sans_add(sans, tag, &name) != 0)
+			return -EINVAL;
+	}
+	return 0;
+}
+
+/* Walk the extensions; parse the subjectAltName (at most one). */
+static int
+extensions_parse(struct der explicit, struct identity_sans *sans)
+{
+	struct der list, ext, oid, value;
+	bool seen = false;
+	uint8_t tag;
+
+	if (der_enter(&explicit, DER_SEQUENCE, &list) != 0 ||
+	    explicit.left != 0)
+		return -EINVAL;
+	while (list.left > 0) {
+		if (der_enter(&list, DER_SEQUENCE, &ext) != 0 ||
+		    der_enter(&ext, DER_OID, &oid) != 0 ||
+		    der_next(&ext, &tag, &value) != 0)
+			return -EINVAL;
+		if (tag == DER_BOOLEAN && der_next(&ext, &tag, &value) != 0)
+			return -EINVAL;
+		if (tag != DER_OCTET_STRING || ext.left != 0)
+			return -EINVAL;
+		if (oid.left != sizeof(oid_san) ||
+		    memcmp(oid.p, oid_san, sizeof(oid_san)) != 0)
+			continue;
+		if (seen || sans_parse(value, sans) != 0)
+			return -EINVAL;
+		seen = true;
+	}
+	return 0;
+}
+
+int
+identity_sans_of_der(const uint8_t *der, size_t len,
+    struct identity_sans *sans)
+{
+	struct der all = { der, len }, cert, tbs, field;
+	uint8_t tag;
+	int rc;
+
+	memset(sans, 0, sizeof(*sans));
+	if (der_enter(&all, DER_SEQUENCE, &cert) != 0 ||
+	    der_enter(&cert, DER_SEQUENCE, &tbs) != 0)
+		return -EINVAL;
+	/* Extensions are the TBSCertificate's last field, [3]. */
+	while (tbs.left > 0) {
+		if (der_next(&tbs, &tag, &field) != 0)
+			goto err0;
+		if (tag != DER_EXTENSIONS)
+			continue;
+		if ((rc = extensions_parse(field, sans)) != 0 || tbs.left != 0)
+			goto err0;
+	}
+	return 0;
+
+err0:
+	memset(sans, 0, sizeof(*sans));
+	return -EINVAL;
+}
+
+/* Family and address bytes of a socket address; v4-mapped becomes IPv4. */
+static int
+address_bytes(const struct sockaddr *addr, int *family, const uint8_t **bytes,
+    uint16_t *port)
+{
+	if (addr->sa_family == AF_INET) {
+		const struct sockaddr_in *sin = (const void *)addr;
+
+		*family = AF_INET;
+		*bytes = (const uint8_t *)&sin->sin_addr;
+		*port = ntohs(sin->sin_port);
+		return 0;
+	}
+	if (addr->sa_family == AF_INET6) {
+		const struct sockaddr_in6 *sin6 = (const void *)addr;
+
+		*port = ntohs(sin6->sin6_port);
+		if (IN6_IS_ADDR_V4MAPPED(&sin6->sin6_addr)) {
+			*family = AF_INET;
+			*bytes = &sin6->sin6_addr.s6_addr[12];
+		} else {
+			*family = AF_INET6;
+			*bytes = sin6->sin6_addr.s6_addr;
+		}
+		return 0;
+	}
+	return -1;
+}
+
+bool
+identity_has_address(const struct identity_sans *sans,
+    const struct sockaddr *addr)
+{
+	const uint8_t *bytes;
+	uint16_t port;
+	int family, i;
+
+	if (address_bytes(addr, &family, &bytes, &port) != 0)
+		return false;
+	for (i = 0; i < sans->ip_count; i++)
+		if (sans->ip[i].family == family && memcmp(sans->ip[i].addr,
+		    bytes, family == AF_INET ? 4 : 16) == 0)
+			return true;
+	return false;
+}
+
+void
+identity_format_ips(const struct identity_sans *sans, char *out,
+    size_t outlen)
+{
+	char one[INET6_ADDRSTRLEN];
+	size_t used = 0;
+	int i;
+
+	snprintf(out, outlen, "none");
+	for (i = 0; i < sans->ip_count && used < outlen; i++) {
+		inet_ntop(sans->ip[i].family, sans->ip[i].addr, one, sizeof(one));
+		used += (size_t)snprintf(out + used, outlen - used, "%s%s",
+		    i > 0 ? ", " : "", one);
+	}
+}
+
+void
+identity_format_address(const struct sockaddr *addr, char *out, size_t outlen)
+{
+	char text[INET6_ADDRSTRLEN];
+	const uint8_t *bytes;
+	uint16_t port;
+	int family;
+
+	if (address_bytes(addr, &family, &bytes, &port) != 0) {
+		snprintf(out, outlen, "local");
+		return;
+	}
+	inet_ntop(family, bytes, text, sizeof(text));
+	snprintf(out, outlen, family == AF_INET ? "%s:%u" : "[%s]:%u", text,
+	    (unsigned)port);
+}

@@ -1,0 +1,66 @@
+#ifndef TLSHIM_IDENTITY_H
+#define TLSHIM_IDENTITY_H
+
+/*
+ * What a certificate says about where its holder may be: the subject
+ * alternative names, read from the certificate's DER by a small parser of
+ * our own (Debian's wolfSSL is built without WOLFSSL_IP_ALT_NAME, so it
+ * drops IP SANs), and the rule that binds a peer's certificate to the
+ * address it was reached at or came from.
+ */
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/socket.h>
+
+/* More than this many IP SANs in one certificate is refused as malformed
+ * (a multi-homed node has a handful). */
+#define IDENTITY_MAX_IPS 32
+
+struct identity_ip {
+	int family;		/* AF_INET or AF_INET6 */
+	uint8_t addr[16];	/* network byte order; 4 bytes used for IPv4 */
+};
+
+struct identity_sans {
+	int ip_count;
+	struct identity_ip ip[IDENTITY_MAX_IPS];
+	int dns_count;		/* dNSName entries (not used for binding) */
+	int uri_count;		/* uniformResourceIdentifier entries */
+};
+
+/*
+ * identity_sans_of_der(der, len, sans):
+ * Read the subjectAltName extension of the X.509 certificate ${der}.
+ * Every length is checked against what encloses it. Returns 0 (a
+ * certificate without the extension has no names), or -EINVAL when the
+ * DER is malformed or has more than IDENTITY_MAX_IPS addresses.
+ */
+int identity_sans_of_der(const uint8_t *der, size_t len,
+    struct identity_sans *sans) __attribute__((warn_unused_result));
+
+/*
+ * identity_has_address(sans, addr):
+ * Is the IPv4 or IPv6 socket address ${addr} (v4-mapped IPv6 counts as
+ * IPv4) among the IP SANs?
+ */
+bool identity_has_address(const struct identity_sans *sans,
+    const struct sockaddr *addr);
+
+/*
+ * identity_format_ips(sans, out, outlen):
+ * The IP SANs as "198.18.0.1, 2001:2::1", or "none", for log lines.
+ */
+void identity_format_ips(const struct identity_sans *sans, char *out,
+    size_t outlen);
+
+/*
+ * identity_format_address(addr, out, outlen):
+ * "198.18.0.1:5000", "[2001:2::1]:5000" (v4-mapped shown as IPv4), or
+ * "local" for a non-IP address, for log lines.
+ */
+void identity_format_address(const struct sockaddr *addr, char *out,
+    size_t outlen);
+
+#endif
