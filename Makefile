@@ -87,8 +87,11 @@ $(BUILD)/tests/test_%: $(BUILD)/tests/unit/test_%.o $(BUILD)/libtlshim_core.a
 		$(BUILD)/libtlshim_core.a $(LDFLAGS) $(PKG_LIBS) \
 		$(CHECK_LIBS) -ldl -lpthread
 
+# The suite probe speaks TLS itself.
+$(BUILD)/tests/suite_probe: PROG_LIBS = $(PKG_LIBS)
+
 $(BUILD)/tests/%: $(BUILD)/tests/progs/%.o
-	$(Q)$(CC) -o $@ $< $(LDFLAGS) -lpthread
+	$(Q)$(CC) -o $@ $< $(LDFLAGS) $(PROG_LIBS) -lpthread
 
 check: all
 	$(Q)tools/deps.sh test

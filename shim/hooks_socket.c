@@ -395,6 +395,22 @@ syscall(long number, ...)
 	return rc;
 }
 
+/* A descriptor taken from another process: classified afresh (glibc's
+ * wrapper; the raw system call is seen in syscall()). */
+EXPORT int
+pidfd_getfd(int pidfd, int targetfd, unsigned int flags)
+{
+	int fd;
+
+	if (REAL(pidfd_getfd) != NULL)
+		fd = REAL(pidfd_getfd)(pidfd, targetfd, flags);
+	else
+		fd = (int)REAL(syscall)(SYS_pidfd_getfd, pidfd, targetfd, flags);
+	if (fd >= 0)
+		fdclass_forget(fd);
+	return fd;
+}
+
 EXPORT int
 shutdown(int fd, int how)
 {

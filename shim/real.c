@@ -59,6 +59,7 @@ real_resolve(void)
 	RESOLVE(splice);
 	RESOLVE(close_range);
 	RESOLVE(closefrom);
+	RESOLVE(pidfd_getfd);
 	RESOLVE(syscall);
 	RESOLVE(epoll_ctl);
 	RESOLVE(epoll_wait);

@@ -53,6 +53,7 @@ struct real_calls {
 	int (*close_range)(unsigned int, unsigned int, int);
 	void (*closefrom)(int);
 	long (*syscall)(long, ...);
+	int (*pidfd_getfd)(int, int, unsigned int);
 	int (*epoll_ctl)(int, int, int, struct epoll_event *);
 	int (*epoll_wait)(int, struct epoll_event *, int, int);
 	int (*epoll_pwait)(int, struct epoll_event *, int, int, const sigset_t *);

@@ -49,6 +49,7 @@ int keys_join_main(int argc, char **argv);
 int keys_renew_main(int argc, char **argv);
 int keys_revoke_main(int argc, char **argv);
 int keys_crl_main(int argc, char **argv);
+int keys_trust_main(int argc, char **argv);
 
 /* Print "tlshim-keys: " and the message to stderr; returns ${code}. */
 int keys_fail(int code, const char *fmt, ...)
@@ -238,5 +239,55 @@ bool keys_revoked_has(const char *ca_dir, const char *serial_hex);
 /* keys_crl_der(ca_dir, der, len): CA_DIR/crl.pem as DER in a new buffer;
  * 0, or -1 when there is none or it is unreadable. */
 int keys_crl_der(const char *ca_dir, uint8_t **der, size_t *len);
+
+/* CA rollover (keys_bundle.c): other CAs a CA directory's nodes must also
+ * trust, one directory per line in CA_DIR/trusted. */
+#define KEYS_TRUST_MAX 4
+
+struct keys_trusted {
+	int count;
+	struct keys_trusted_ca {
+		char dir[4096];
+		uint8_t der[4096];
+		size_t der_len;
+	} ca[KEYS_TRUST_MAX];
+};
+
+/* keys_trusted_load(ca_dir, cluster, t): read CA_DIR/trusted (none is
+ * fine); every CA named must be of ${cluster}. KEYS_OK or a code, printed. */
+int keys_trusted_load(const char *ca_dir, const char *cluster,
+    struct keys_trusted *t);
+
+/* keys_trusted_add(t, dir, cluster): add the CA in ${dir} (same cluster,
+ * no duplicate); keys_trusted_save(ca_dir, t) writes the list. */
+int keys_trusted_add(struct keys_trusted *t, const char *dir,
+    const char *cluster);
+int keys_trusted_save(const char *ca_dir, const struct keys_trusted *t);
+
+/*
+ * keys_bundle_answer(ca, t, ca_out, ca_cap, ca_len, crl_out, crl_cap,
+ * crl_len): what a positive answer carries: ${ca}'s certificate then the
+ * trusted CAs', as DER one after another, and the CRL of each that has
+ * one, read from disk now. 0, or -1 when it does not fit.
+ */
+int keys_bundle_answer(const struct keys_ca *ca, const struct keys_trusted *t,
+    uint8_t *ca_out, size_t ca_cap, size_t *ca_len, uint8_t *crl_out,
+    size_t crl_cap, size_t *crl_len);
+
+/* keys_der_split(buf, len, starts, lens, max): the DER SEQUENCEs laid one
+ * after another in ${buf}; their count, or -1 when malformed or more
+ * than ${max}. */
+int keys_der_split(const uint8_t *buf, size_t len, const uint8_t **starts,
+    size_t *lens, int max);
+
+/* keys_bundle_pem(der, len, type, out, outlen): such a sequence as PEM
+ * blocks one after another (${outlen}: capacity in, length out). 0/-1. */
+int keys_bundle_pem(const uint8_t *der, size_t len, int type, uint8_t *out,
+    size_t *outlen);
+
+/* keys_bundle_pins(pem, len, pins, max): the pin of every certificate in
+ * a PEM bundle (a node's ca.crt); their count, or -1. */
+int keys_bundle_pins(const uint8_t *pem, size_t len,
+    char pins[][KEYS_PIN_SIZE], int max);
 
 #endif

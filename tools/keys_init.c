@@ -57,7 +57,9 @@ keys_init_main(int argc, char **argv)
 	bool force = false;
 	uint8_t der[4096], crt_pem[8192], key_der[512], key_pem[1024];
 	size_t crt_len = sizeof(crt_pem), key_len = sizeof(key_pem);
-	char uri[160];
+	char uri[160], key_id[17];
+	uint8_t spki[256], hash[crypto_hash_sha256_BYTES];
+	int spki_len;
 	WC_RNG rng;
 	ecc_key key;
 	Cert cert;
@@ -96,7 +98,17 @@ keys_init_main(int argc, char **argv)
 	wc_InitCert(&cert);
 	cert.sigType = CTC_SHA256wECDSA;
 	cert.isCA = 1;
-	snprintf(cert.subject.commonName, CTC_NAME_SIZE, "tlshim CA %s", name);
+	/* A name of its own: during a rollover two CAs of one cluster sit in
+	 * every node's bundle, and wolfSSL finds a CRL's or certificate's
+	 * issuer by name; the key's fingerprint tells them apart. */
+	if ((spki_len = wc_EccPublicKeyToDer(&key, spki, sizeof(spki), 1)) <= 0) {
+		keys_fail(KEYS_CRYPTO, "cannot encode the CA key");
+		goto err1;
+	}
+	crypto_hash_sha256(hash, spki, (unsigned long long)spki_len);
+	sodium_bin2hex(key_id, sizeof(key_id), hash, 8);
+	snprintf(cert.subject.commonName, CTC_NAME_SIZE, "tlshim CA %s",
+	    key_id);
 	snprintf(cert.subject.org, CTC_NAME_SIZE, "%s", name);
 	snprintf(uri, sizeof(uri), "spiffe://%s/ca", name);
 	if ((n = ca_san(uri, cert.altNames, sizeof(cert.altNames))) < 0 ||

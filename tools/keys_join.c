@@ -35,7 +35,10 @@ struct enroll {
 	const char *pin;
 	int timeout;
 	int retries;
-	/* renew: the node's current credentials, for mutual TLS */
+	/* renew: the node's current credentials, for mutual TLS, and the
+	 * other CAs of its bundle (a rollover's new CA answers too) */
+	char (*more_pins)[KEYS_PIN_SIZE];
+	int more_count;
 	const uint8_t *crt;
 	size_t crt_len;
 	const uint8_t *key;
@@ -195,6 +198,19 @@ out:
 	return rc;
 }
 
+/* The pin of the first CA certificate of an answer's bundle. */
+static int
+bundle_first_pin(const struct keys_message *resp, char pin[KEYS_PIN_SIZE])
+{
+	const uint8_t *starts[KEYS_TRUST_MAX + 1];
+	size_t lens[KEYS_TRUST_MAX + 1];
+
+	if (keys_der_split(resp->ca, resp->ca_len, starts, lens,
+	    KEYS_TRUST_MAX + 1) <= 0)
+		return -1;
+	return keys_pin_of_der(starts[0], lens[0], pin);
+}
+
 /* What came back must be ours: the pinned CA, our key, a valid chain. */
 static int
 check_answer(struct enroll *e, uint8_t *ca_pem, size_t *ca_len,
@@ -206,11 +222,13 @@ check_answer(struct enroll *e, uint8_t *ca_pem, size_t *ca_len,
 	WOLFSSL_X509 *x509;
 	int n, rc = KEYS_NETWORK, spki_len = sizeof(spki);
 
-	if (keys_pin_of_der(e->resp->ca, e->resp->ca_len, ca_pin) != 0 ||
-	    sodium_memcmp(ca_pin, e->pin, KEYS_PIN_SIZE) != 0)
+	/* The bundle's first CA is the server's own: a pinned one. */
+	if (bundle_first_pin(e->resp, ca_pin) != 0 ||
+	    !keys_tls_pin_accepted(ca_pin))
 		return keys_fail(KEYS_PIN, "the server sent a CA that does not "
 		    "match the pin");
-	if (keys_pem(e->resp->ca, e->resp->ca_len, CERT_TYPE, ca_pem, ca_len) ||
+	if (keys_bundle_pem(e->resp->ca, e->resp->ca_len, CERT_TYPE, ca_pem,
+	    ca_len) ||
 	    keys_pem(e->resp->cert, e->resp->cert_len, CERT_TYPE, crt_pem,
 	    crt_len))
 		return keys_fail(rc, "the server sent malformed certificates");
@@ -280,8 +298,8 @@ enroll_run(struct enroll *e, WOLFSSL_CTX *ctx, WC_RNG *rng)
 	if ((rc = check_answer(e, ca_pem, &ca_len, crt_pem, &crt_len, uri,
 	    sizeof(uri))) != KEYS_OK)
 		goto refused;
-	if (e->resp->crl_len == 0 || keys_pem(e->resp->crl, e->resp->crl_len,
-	    CRL_TYPE, crl_pem, &crl_len) != 0)
+	if (e->resp->crl_len == 0 || keys_bundle_pem(e->resp->crl,
+	    e->resp->crl_len, CRL_TYPE, crl_pem, &crl_len) != 0)
 		count = 3;
 	else
 		count = 4;
@@ -329,7 +347,7 @@ enroll(struct enroll *e, const uint8_t *key, size_t key_len)
 {
 	WOLFSSL_CTX *ctx;
 	WC_RNG rng;
-	int rc;
+	int rc, i;
 
 	if (wc_InitRng(&rng) != 0)
 		return keys_fail(KEYS_CRYPTO, "cannot start the random generator");
@@ -339,6 +357,8 @@ enroll(struct enroll *e, const uint8_t *key, size_t key_len)
 	    key_len)) == NULL) {
 		rc = e->crt != NULL ? KEYS_FILE : KEYS_CRYPTO;
 	} else {
+		for (i = 0; i < e->more_count; i++)
+			(void)keys_tls_accept_pin(e->more_pins[i]);
 		rc = enroll_run(e, ctx, &rng);
 		wolfSSL_CTX_free(ctx);
 	}
@@ -559,7 +579,9 @@ seconds_left(const uint8_t *pem, size_t len, long *left)
 struct node_files {
 	uint8_t *ca, *crt, *key;
 	size_t ca_len, crt_len, key_len;
-	char pin[KEYS_PIN_SIZE];	/* of ca.crt: the server must have it */
+	/* of each CA in ca.crt: the server must have one */
+	char pins[KEYS_TRUST_MAX + 1][KEYS_PIN_SIZE];
+	int pin_count;
 	long left;			/* seconds until node.crt expires */
 };
 
@@ -576,8 +598,7 @@ static int
 node_files_load(const char *dir, struct node_files *nf)
 {
 	char path[4200];
-	uint8_t ca_der[4096];
-	int n, rc;
+	int rc;
 
 	snprintf(path, sizeof(path), "%s/ca.crt", dir);
 	if ((rc = keys_read_file(path, false, &nf->ca, &nf->ca_len)) != KEYS_OK)
@@ -590,11 +611,10 @@ node_files_load(const char *dir, struct node_files *nf)
 	if ((rc = keys_read_file(path, true, &nf->key, &nf->key_len)) !=
 	    KEYS_OK)
 		return rc;
-	if ((n = wc_CertPemToDer(nf->ca, (int)nf->ca_len, ca_der,
-	    sizeof(ca_der), CERT_TYPE)) <= 0 ||
-	    keys_pin_of_der(ca_der, (size_t)n, nf->pin) != 0)
-		return keys_fail(KEYS_FILE, "%s/ca.crt is not a PEM certificate",
-		    dir);
+	if ((nf->pin_count = keys_bundle_pins(nf->ca, nf->ca_len, nf->pins,
+	    KEYS_TRUST_MAX + 1)) <= 0)
+		return keys_fail(KEYS_FILE, "%s/ca.crt is not a PEM certificate "
+		    "bundle", dir);
 	if (seconds_left(nf->crt, nf->crt_len, &nf->left) != 0)
 		return keys_fail(KEYS_FILE, "%s/node.crt is not a PEM "
 		    "certificate", dir);
@@ -686,7 +706,9 @@ keys_renew_main(int argc, char **argv)
 		goto out1;
 	}
 	e.req->verb = KEYS_VERB_RENEW;
-	e.pin = nf.pin;
+	e.pin = nf.pins[0];
+	e.more_pins = nf.pins + 1;
+	e.more_count = nf.pin_count - 1;
 	e.crt = nf.crt;
 	e.crt_len = nf.crt_len;
 	rc = enroll(&e, nf.key, nf.key_len);
@@ -703,30 +725,53 @@ crl_usage(FILE *out)
 	fprintf(out,
 	    "usage: tlshim-keys crl --server HOST:PORT --dir NODE_DIR "
 	    "[--timeout S]\n\n"
-	    "Fetches the CA's current CRL, authenticated by the node's "
-	    "certificate (mutual\nTLS, server checked against ca.crt), checks "
-	    "its signature and writes\nNODE_DIR/crl.pem. Running tlshim "
-	    "processes refuse the peers it lists from\ntheir next handshake. "
-	    "Run it from a timer to spread revocations.\n"
+	    "Fetches the CA's current CRLs and CA bundle, authenticated by the "
+	    "node's\ncertificate (mutual TLS, server checked against ca.crt), "
+	    "checks them and\nwrites NODE_DIR/crl.pem and ca.crt together. "
+	    "Running tlshim processes refuse\nthe peers listed from their next "
+	    "handshake, and trust the CAs of a rollover.\nRun it from a timer "
+	    "to spread revocations.\n"
 	    "Exit codes as for join.\n");
 }
 
-/* The CRL must be the CA's: wolfSSL checks its signature on load. */
+/*
+ * What a refresh installs must hold together: every CRL signed by a CA of
+ * the new bundle, and this node's certificate still verifying against it
+ * (a bundle without the node's CA would cut the node off: renew first).
+ */
 static int
-crl_check(const struct node_files *nf, const uint8_t *crl, size_t len)
+refresh_check(const struct node_files *nf, const uint8_t *ca_pem,
+    size_t ca_len, const uint8_t *crl, size_t crl_len, const char **why)
 {
+	const uint8_t *starts[KEYS_TRUST_MAX + 1];
+	size_t lens[KEYS_TRUST_MAX + 1];
 	WOLFSSL_CERT_MANAGER *cm = wolfSSL_CertManagerNew();
-	int ok;
+	int n, i, rc = -1;
 
-	ok = cm != NULL && wolfSSL_CertManagerLoadCABuffer(cm, nf->ca,
-	    (long)nf->ca_len, WOLFSSL_FILETYPE_PEM) == WOLFSSL_SUCCESS &&
-	    wolfSSL_CertManagerEnableCRL(cm, WOLFSSL_CRL_CHECK) ==
-	    WOLFSSL_SUCCESS &&
-	    wolfSSL_CertManagerLoadCRLBuffer(cm, crl, (long)len,
-	    WOLFSSL_FILETYPE_ASN1) == WOLFSSL_SUCCESS;
+	*why = "the CA bundle is malformed";
+	if (cm == NULL || wolfSSL_CertManagerLoadCABuffer(cm, ca_pem,
+	    (long)ca_len, WOLFSSL_FILETYPE_PEM) != WOLFSSL_SUCCESS)
+		goto out;
+	*why = "the server's CAs do not include the one that issued this "
+	    "node's certificate: renew it first (tlshim-keys renew)";
+	if (wolfSSL_CertManagerVerifyBuffer(cm, nf->crt, (long)nf->crt_len,
+	    WOLFSSL_FILETYPE_PEM) != WOLFSSL_SUCCESS)
+		goto out;
+	*why = "a CRL is not signed by a CA of the bundle";
+	n = crl_len > 0 ? keys_der_split(crl, crl_len, starts, lens,
+	    KEYS_TRUST_MAX + 1) : 0;
+	if (n < 0 || wolfSSL_CertManagerEnableCRL(cm, WOLFSSL_CRL_CHECK) !=
+	    WOLFSSL_SUCCESS)
+		goto out;
+	for (i = 0; i < n; i++)
+		if (wolfSSL_CertManagerLoadCRLBuffer(cm, starts[i], (long)lens[i],
+		    WOLFSSL_FILETYPE_ASN1) != WOLFSSL_SUCCESS)
+			goto out;
+	rc = 0;
+out:
 	if (cm != NULL)
 		wolfSSL_CertManagerFree(cm);
-	return ok ? 0 : -1;
+	return rc;
 }
 
 int
@@ -744,9 +789,10 @@ keys_crl_main(int argc, char **argv)
 	struct keys_conn c = { .fd = -1 };
 	WOLFSSL_CTX *ctx = NULL;
 	char why[512], ca_pin[KEYS_PIN_SIZE];
-	static uint8_t pem[160 * 1024];
-	size_t pem_len = sizeof(pem);
-	int ch, rc;
+	static uint8_t pem[160 * 1024], ca_pem[16 * 1024];
+	size_t pem_len = sizeof(pem), ca_len = sizeof(ca_pem);
+	const char *problem = "";
+	int ch, rc, i;
 
 	while ((ch = getopt_long(argc, argv, "", opts, NULL)) != -1) {
 		switch (ch) {
@@ -766,11 +812,13 @@ keys_crl_main(int argc, char **argv)
 	}
 	if ((rc = node_files_load(e.dir, &nf)) != KEYS_OK)
 		goto out;
-	if (enroll_alloc(&e) != 0 || (ctx = keys_tls_client_ctx(nf.pin, nf.crt,
-	    nf.crt_len, nf.key, nf.key_len)) == NULL) {
+	if (enroll_alloc(&e) != 0 || (ctx = keys_tls_client_ctx(nf.pins[0],
+	    nf.crt, nf.crt_len, nf.key, nf.key_len)) == NULL) {
 		rc = KEYS_FILE;
 		goto out;
 	}
+	for (i = 1; i < nf.pin_count; i++)
+		(void)keys_tls_accept_pin(nf.pins[i]);
 	e.req->verb = KEYS_VERB_CRL;
 	if ((rc = keys_tls_connect(ctx, e.server, e.timeout, &c, why,
 	    sizeof(why))) != KEYS_OK) {
@@ -780,7 +828,9 @@ keys_crl_main(int argc, char **argv)
 	rc = KEYS_NETWORK;
 	if (keys_tls_send(&c, e.req) != 0 ||
 	    keys_tls_recv(&c, e.resp, why, sizeof(why)) != 0) {
-		keys_fail(rc, "%s: %s", e.server, why);
+		keys_fail(rc, "%s: %s (does the server still trust this node's "
+		    "certificate? revoked, or of a CA it no longer trusts: join "
+		    "again)", e.server, why);
 		goto out;
 	}
 	if (e.resp->verb == KEYS_VERB_ERROR) {
@@ -788,34 +838,44 @@ keys_crl_main(int argc, char **argv)
 		    e.resp->code, e.resp->message);
 		goto out;
 	}
-	if (e.resp->verb != KEYS_VERB_OK ||
-	    keys_pin_of_der(e.resp->ca, e.resp->ca_len, ca_pin) != 0 ||
-	    sodium_memcmp(ca_pin, nf.pin, KEYS_PIN_SIZE) != 0) {
-		rc = keys_fail(KEYS_PIN, "the server's CA is not %s/ca.crt",
+	if (e.resp->verb != KEYS_VERB_OK || bundle_first_pin(e.resp, ca_pin) ||
+	    !keys_tls_pin_accepted(ca_pin)) {
+		rc = keys_fail(KEYS_PIN, "the server's CA is not one of %s/ca.crt",
 		    e.dir);
 		goto out;
 	}
-	if (e.resp->crl_len == 0) {
-		printf("no CRL is published yet; %s unchanged\n", e.dir);
-		rc = KEYS_OK;
+	if (keys_bundle_pem(e.resp->ca, e.resp->ca_len, CERT_TYPE, ca_pem,
+	    &ca_len) != 0 || (e.resp->crl_len > 0 && keys_bundle_pem(e.resp->crl,
+	    e.resp->crl_len, CRL_TYPE, pem, &pem_len) != 0)) {
+		rc = keys_fail(KEYS_NETWORK, "%s sent a malformed answer", e.server);
 		goto out;
 	}
-	if (crl_check(&nf, e.resp->crl, e.resp->crl_len) != 0 ||
-	    keys_pem(e.resp->crl, e.resp->crl_len, CRL_TYPE, pem, &pem_len)) {
-		rc = keys_fail(KEYS_NETWORK, "the CRL from %s is not signed by "
-		    "%s/ca.crt", e.server, e.dir);
+	if (refresh_check(&nf, ca_pem, ca_len, e.resp->crl, e.resp->crl_len,
+	    &problem) != 0) {
+		rc = keys_fail(KEYS_NETWORK, "%s: nothing written: %s", e.server,
+		    problem);
 		goto out;
 	}
 	{
-		const char *names[1] = { "crl.pem" };
-		const uint8_t *data[1] = { pem };
-		int modes[1] = { 0644 };
+		/* ca.crt and crl.pem together: a CA leaves the bundle with
+		 * its CRL. */
+		const char *names[2] = { "ca.crt", "crl.pem" };
+		const uint8_t *data[2] = { ca_pem, pem };
+		size_t lens[2] = { ca_len, pem_len };
+		int modes[2] = { 0644, 0644 };
 
-		rc = keys_write_files(e.dir, names, data, &pem_len, modes, 1,
-		    true);
+		rc = keys_write_files(e.dir, names, data, lens, modes,
+		    e.resp->crl_len > 0 ? 2 : 1, true);
 	}
-	if (rc == KEYS_OK)
-		printf("wrote %s/crl.pem (%zu bytes)\n", e.dir, pem_len);
+	if (rc == KEYS_OK) {
+		char pins[KEYS_TRUST_MAX + 1][KEYS_PIN_SIZE];
+		int cas = keys_bundle_pins(ca_pem, ca_len, pins,
+		    KEYS_TRUST_MAX + 1);
+
+		printf("wrote %s/ca.crt (%d CA%s) and %s\n", e.dir, cas,
+		    cas == 1 ? "" : "s", e.resp->crl_len > 0 ? "crl.pem" :
+		    "no crl.pem (no CRL is published yet)");
+	}
 out:
 	keys_tls_close(&c);
 	if (ctx != NULL)

@@ -23,7 +23,10 @@ static const struct {
 	{ "join", keys_join_main, "enroll this node with the server" },
 	{ "renew", keys_renew_main, "renew this node's certificate" },
 	{ "revoke", keys_revoke_main, "revoke a node and write the CRL" },
-	{ "crl", keys_crl_main, "fetch the current CRL into a node's directory" },
+	{ "crl", keys_crl_main, "fetch the current CRLs and CA bundle into a "
+	    "node's directory" },
+	{ "trust", keys_trust_main, "list, add or remove the other CAs a CA's "
+	    "nodes trust (rollover)" },
 };
 
 static void

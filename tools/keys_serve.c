@@ -48,6 +48,7 @@
 
 struct server {
 	struct keys_ca ca;
+	struct keys_trusted trusted;	/* other CAs, during a rollover */
 	WOLFSSL_CTX *ctx;
 	long validity;
 	int timeout;
@@ -279,6 +280,21 @@ identity_split(const char *uri, const char *cluster, char job[64],
 	return -1;
 }
 
+/* Revoked by this CA or by a trusted one (a node of the old CA during a
+ * rollover). */
+static bool
+revoked_anywhere(const struct server *srv, const char *serial_hex)
+{
+	int i;
+
+	if (keys_revoked_has(srv->ca.dir, serial_hex))
+		return true;
+	for (i = 0; i < srv->trusted.count; i++)
+		if (keys_revoked_has(srv->trusted.ca[i].dir, serial_hex))
+			return true;
+	return false;
+}
+
 /* Who a renewing (or CRL-fetching) node is, from its verified
  * certificate; a revoked one is refused. */
 static int
@@ -307,7 +323,7 @@ node_identity(struct client *cl, struct keys_conn *c, char *job,
 		refuse(cl, c, "bad-certificate", "the certificate has no serial");
 	} else {
 		sodium_bin2hex(hex, sizeof(hex), serial, (size_t)serial_len);
-		if (keys_revoked_has(cl->srv->ca.dir, hex))
+		if (revoked_anywhere(cl->srv, hex))
 			refuse(cl, c, "revoked", "certificate %s of %s is "
 			    "revoked", hex, uri);
 		else
@@ -317,23 +333,20 @@ node_identity(struct client *cl, struct keys_conn *c, char *job,
 	return rc;
 }
 
-/* Every positive answer: the CA certificate and the current CRL (nodes
- * install both). */
+/* Every positive answer: the CA bundle (this CA first) and the current
+ * CRLs (nodes install both). */
 static void
 answer_ca_and_crl(struct server *srv, struct keys_message *resp)
 {
-	uint8_t *crl = NULL;
-	size_t crl_len = 0;
-
 	resp->verb = KEYS_VERB_OK;
-	memcpy(resp->ca, srv->ca.der, (size_t)srv->ca.der_len);
-	resp->ca_len = (size_t)srv->ca.der_len;
-	if (keys_crl_der(srv->ca.dir, &crl, &crl_len) == 0 &&
-	    crl_len <= sizeof(resp->crl)) {
-		memcpy(resp->crl, crl, crl_len);
-		resp->crl_len = crl_len;
+	if (keys_bundle_answer(&srv->ca, &srv->trusted, resp->ca,
+	    sizeof(resp->ca), &resp->ca_len, resp->crl, sizeof(resp->crl),
+	    &resp->crl_len) != 0) {
+		/* Without the others, at least this CA and its CRL. */
+		memcpy(resp->ca, srv->ca.der, (size_t)srv->ca.der_len);
+		resp->ca_len = (size_t)srv->ca.der_len;
+		resp->crl_len = 0;
 	}
-	free(crl);
 }
 
 /* Sign the certificate and fill the answer; the caller holds the
@@ -679,7 +692,7 @@ keys_serve_main(int argc, char **argv)
 	time_t next_prune = 0;
 	long v;
 	char *end;
-	int ch, rc, lfd;
+	int ch, rc, lfd, i;
 
 	if ((srv = calloc(1, sizeof(*srv))) == NULL)
 		return keys_fail(KEYS_FILE, "out of memory");
@@ -720,10 +733,26 @@ keys_serve_main(int argc, char **argv)
 	}
 	if ((rc = keys_ca_load(ca_dir, &srv->ca)) != KEYS_OK)
 		return rc;
+	if ((rc = keys_trusted_load(ca_dir, srv->ca.cluster, &srv->trusted)) !=
+	    KEYS_OK)
+		goto out;
 	if ((srv->ctx = keys_tls_server_ctx(&srv->ca)) == NULL) {
 		rc = KEYS_CRYPTO;
 		goto out;
 	}
+	/* Nodes of a trusted CA renew here (the rollover's second step). */
+	for (i = 0; i < srv->trusted.count; i++)
+		if (wolfSSL_CTX_load_verify_buffer(srv->ctx, srv->trusted.ca[i].der,
+		    (long)srv->trusted.ca[i].der_len, WOLFSSL_FILETYPE_ASN1) !=
+		    WOLFSSL_SUCCESS) {
+			rc = keys_fail(KEYS_CRYPTO, "wolfSSL refused the CA of %s",
+			    srv->trusted.ca[i].dir);
+			goto out;
+		}
+	if (srv->trusted.count > 0)
+		fprintf(stderr, "tlshim-keys serve: nodes also trust %d other "
+		    "CA%s (CA_DIR/trusted); their nodes may renew here\n",
+		    srv->trusted.count, srv->trusted.count == 1 ? "" : "s");
 	pthread_mutex_init(&srv->lock, NULL);
 	pthread_cond_init(&srv->idle, NULL);
 	/* Before listening: once clients can connect, the store is tidy. */

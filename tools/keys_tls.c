@@ -19,8 +19,11 @@
 
 static const char binding_label[] = "EXPORTER-tlshim enroll";
 
-/* The client is a one-shot command: one pin per process. */
-static char expected_pin[KEYS_PIN_SIZE];
+/* The client is a one-shot command: one set of pins per process (join
+ * pins one CA; renew and crl accept any CA of the node's bundle). */
+static char expected_pins[KEYS_TRUST_MAX + 1][KEYS_PIN_SIZE];
+static int expected_count;
+#define expected_pin expected_pins[0]
 static char presented_pin[KEYS_PIN_SIZE];
 
 static long long
@@ -111,7 +114,27 @@ pin_verify(int preverify, WOLFSSL_X509_STORE_CTX *store)
 	der = wolfSSL_X509_get_der(store->current_cert, &len);
 	if (der == NULL || keys_pin_of_der(der, (size_t)len, presented_pin) != 0)
 		return 0;
-	return sodium_memcmp(presented_pin, expected_pin, KEYS_PIN_SIZE) == 0;
+	return keys_tls_pin_accepted(presented_pin);
+}
+
+bool
+keys_tls_pin_accepted(const char *pin)
+{
+	int i, ok = 0;
+
+	for (i = 0; i < expected_count; i++)
+		ok |= sodium_memcmp(pin, expected_pins[i], KEYS_PIN_SIZE) == 0;
+	return ok;
+}
+
+int
+keys_tls_accept_pin(const char *pin)
+{
+	if (strlen(pin) != KEYS_PIN_SIZE - 1 ||
+	    expected_count == KEYS_TRUST_MAX + 1)
+		return -1;
+	memcpy(expected_pins[expected_count++], pin, KEYS_PIN_SIZE);
+	return 0;
 }
 
 const char *
@@ -147,6 +170,7 @@ keys_tls_client_ctx(const char *pin, const uint8_t *crt, size_t crtlen,
 		return NULL;
 	}
 	memcpy(expected_pin, pin, KEYS_PIN_SIZE);
+	expected_count = 1;
 	if ((ctx = ctx_new(true)) == NULL)
 		return NULL;
 	wolfSSL_CTX_set_verify(ctx, WOLFSSL_VERIFY_PEER, pin_verify);
@@ -301,8 +325,7 @@ keys_tls_connect(WOLFSSL_CTX *ctx, const char *hostport, int timeout_s,
 		return KEYS_OK;
 	rc = wolfSSL_get_error(c->ssl, rc);
 	wolfSSL_ERR_error_string_n((unsigned long)rc, detail, sizeof(detail));
-	if (presented_pin[0] != '\0' &&
-	    sodium_memcmp(presented_pin, expected_pin, KEYS_PIN_SIZE) != 0) {
+	if (presented_pin[0] != '\0' && !keys_tls_pin_accepted(presented_pin)) {
 		snprintf(why, whylen, "%s presented CA key %s, not the pinned "
 		    "%s: refusing it (nothing was sent)", hostport,
 		    presented_pin, expected_pin);

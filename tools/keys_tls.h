@@ -43,6 +43,14 @@ WOLFSSL_CTX *keys_tls_client_ctx(const char *pin, const uint8_t *crt,
  * client handshake ("" if none was seen). */
 const char *keys_tls_server_pin(void);
 
+/* keys_tls_accept_pin(pin): also accept a server with this CA pin (after
+ * keys_tls_client_ctx; a node's bundle during a CA rollover). 0 or -1. */
+int keys_tls_accept_pin(const char *pin);
+
+/* keys_tls_pin_accepted(pin): is ${pin} one of the accepted pins?
+ * (compared in constant time) */
+bool keys_tls_pin_accepted(const char *pin);
+
 /* keys_tls_server_ctx(ca): the server context: presents the CA
  * certificate, verifies client certificates when sent. */
 WOLFSSL_CTX *keys_tls_server_ctx(const struct keys_ca *ca);

@@ -107,15 +107,23 @@ hostile_round() {
 	    fail "the server stopped serving after hostile churn"
 	sleep 0.5
 }
+churn_start=$(date +%s)
 hostile_round
 fd0=$(fds) rss0=$(rss)
 hostile_round
 hostile_round
 fd1=$(fds) rss1=$(rss)
+# The log does not grow with the flood: at most 20 refusal lines every
+# 10 s from the server process, and the rest counted.
+lines=$(grep -c "tlshim\[$echo_server\]: error: .*refused" "$T/b.log" || true)
+windows=$(( ($(date +%s) - churn_start) / 10 + 2 ))
+[ "$lines" -le $((20 * windows)) ] ||
+    fail "$lines refusal lines for 450 hostile connections: not rate-limited"
 [ "$fd1" -le "$fd0" ] || fail "descriptors grew from $fd0 to $fd1 after hostile churn"
 # (Under ASan, freed memory waits in its quarantine: RSS says nothing.)
 [ -n "${SAN_PRELOAD:-}" ] || [ $((rss1 - rss0)) -lt 1024 ] ||
     fail "memory grew by $((rss1 - rss0)) KiB over 300 hostile connections"
 echo "hostile churn: 450 refused connections; over the last 300, fds" \
-    "$fd0 -> $fd1, RSS $rss0 -> $rss1 KiB"
+    "$fd0 -> $fd1, RSS $rss0 -> $rss1 KiB; $lines log lines" \
+    "($(grep -c "tlshim\[$echo_server\]: warn: .*similar lines suppressed" "$T/b.log" || true) summaries)"
 exit 0

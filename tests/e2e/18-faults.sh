@@ -68,6 +68,10 @@ dated expired 20200101000000Z 20200201000000Z
 dated future 20400101000000Z 20410101000000Z
 refused "an expired certificate" expired
 refused "a not yet valid certificate" future
+grep -q "a certificate is not valid yet by this node's clock: compare the nodes' clocks" \
+    "$T/b.log" || fail "the clock hint is missing for a not yet valid certificate"
+grep -q "a certificate has expired by this node's clock" "$T/b.log" ||
+    fail "the expiry hint is missing"
 # tlshim-keys show says why before any connection is tried.
 "$KEYS" show "$T/expired" >/dev/null 2>"$T/show.err" && fail "show accepted an expired certificate"
 grep -q "has expired" "$T/show.err" || fail "show: expiry unclear"

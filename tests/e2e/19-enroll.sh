@@ -165,7 +165,7 @@ grep -q "credentials in $T/b changed" b.log || fail "b did not reload"
 # Node a fetches the new CRL from the server (mutual TLS as node a).
 expect 0 "crl" "$KEYS" crl --server $SERVER --dir b
 on_a "$KEYS" crl --server $SERVER --dir a >out || fail "crl on node a failed"
-grep -q "wrote a/crl.pem" out || fail "crl: $(cat out)"
+grep -q "wrote a/ca.crt (1 CA) and crl.pem" out || fail "crl: $(cat out)"
 cmp -s a/crl.pem ca/crl.pem || fail "the fetched CRL is not the CA's"
 expect 2 "crl without credentials" "$KEYS" crl --server $SERVER --dir nowhere
 bg on_a $(shim a) python3 $ADV echo-server 7503

@@ -1,8 +1,8 @@
 # A protected connection never carries plaintext, whatever path its bytes
 # take. A child that inherits the socket across exec (by number and as
-# its stdout) and a process that receives it over a Unix socket
-# (SCM_RIGHTS) have no keys for it: their writes fail with ECONNRESET and
-# a log line says why. Raw syscall(SYS_sendto) and syscall(SYS_write) go
+# its stdout), a process that receives it over a Unix socket (SCM_RIGHTS)
+# and one that takes it with pidfd_getfd have no keys for it: their
+# writes fail with ECONNRESET and a log line says why. Raw syscall(SYS_sendto) and syscall(SYS_write) go
 # through the record layer like the libc calls. io_uring: creating a ring
 # is logged; with TLSHIM_STRICT=1 it fails with ENOSYS. Plain files read
 # through the shim are classified once, not per call.
@@ -26,6 +26,10 @@ receive 7302 "$T/scm.out"
 on_a $(shim a) python3 $PROG scm $IP_B 7302 ||
     fail "writes to a socket received over SCM_RIGHTS did not fail"
 wait_bg 20 || true
+receive 7304 "$T/pidfd.out"
+on_a $(shim a) python3 $PROG pidfd $IP_B 7304 ||
+    fail "writes to a socket taken with pidfd_getfd did not fail"
+wait_bg 20 || true
 receive 7303 "$T/raw.out"
 on_a $(shim a) python3 $PROG raw $IP_B 7303 || fail "raw syscalls did not send"
 wait_bg 20 || true
@@ -35,7 +39,8 @@ capture_has unkeyed "$MARKER" && fail "the marker went out in plaintext"
 [ "$(capture_tcp_bytes unkeyed)" -gt 0 ] || fail "the capture saw nothing"
 grep -q "hello from the process that connected" "$T/exec.out" ||
     fail "the connecting process's own bytes did not arrive"
-grep -q "$MARKER" "$T/exec.out" "$T/scm.out" && fail "an unkeyed write arrived"
+grep -q "$MARKER" "$T/exec.out" "$T/scm.out" "$T/pidfd.out" &&
+    fail "an unkeyed write arrived"
 [ "$(grep -c "$MARKER" "$T/raw.out")" = 2 ] ||
     fail "the raw syscalls' bytes did not arrive decrypted"
 grep -q "did not key it (inherited across exec, or received from another process)" "$T/a.log" ||

@@ -6,6 +6,9 @@
   scm HOST PORT       connect (protected), send a line, then hand the
                       socket to another process over a Unix socket
                       (SCM_RIGHTS), which writes the marker
+  pidfd HOST PORT     connect (protected), send a line, then let another
+                      process take the socket with pidfd_getfd and write
+                      the marker
   raw HOST PORT       connect, then send the marker with syscall(SYS_sendto)
                       and syscall(SYS_write)
   uring               create an io_uring with syscall(SYS_io_uring_setup)
@@ -77,6 +80,28 @@ def scm_child(fd):
     print("received socket: " + try_write(fds[0]))
 
 
+def run_pidfd(host, port):
+    s = connected(host, port)
+    out = subprocess.run([sys.executable, __file__, "pidfd-child",
+                          str(os.getpid()), str(s.fileno())],
+                         stdout=subprocess.PIPE)
+    said = out.stdout.decode().strip()
+    print("pidfd: " + said)
+    s.close()
+    return said == "taken socket: ECONNRESET"
+
+
+def pidfd_child(pid, fd):
+    libc.pidfd_getfd.restype = ctypes.c_int
+    pidfd = os.pidfd_open(int(pid))
+    taken = libc.pidfd_getfd(pidfd, int(fd), 0)
+    if taken < 0:
+        print("pidfd_getfd failed: " +
+              errno.errorcode.get(ctypes.get_errno(), "?"))
+        return
+    print("taken socket: " + try_write(taken))
+
+
 def run_raw(host, port):
     s = socket.create_connection((host, int(port)))
     fd = s.fileno()
@@ -106,7 +131,10 @@ def main():
     if mode == "scm-child":
         scm_child(sys.argv[2])
         return 0
-    ok = {"exec": run_exec, "scm": run_scm, "raw": run_raw,
+    if mode == "pidfd-child":
+        pidfd_child(sys.argv[2], sys.argv[3])
+        return 0
+    ok = {"exec": run_exec, "scm": run_scm, "raw": run_raw, "pidfd": run_pidfd,
           "uring": run_uring}[mode](*sys.argv[2:])
     return 0 if ok else 1
 
