@@ -28,7 +28,8 @@ else
 Q := @
 endif
 
-SHIM_CORE := real log config policy identity record handshake fdtab fdclass \
+SHIM_CORE := real log config policy decide identity record handshake fdtab \
+	fdclass \
 	uring_guard conn progress \
 	readiness epoll
 SHIM_HOOKS := shim hooks_socket hooks_io hooks_poll
@@ -43,6 +44,7 @@ UNIT_BINS := $(UNIT_SRCS:tests/unit/%.c=$(BUILD)/tests/%)
 PROG_SRCS := $(wildcard tests/progs/*.c)
 PROG_BINS := $(PROG_SRCS:tests/progs/%.c=$(BUILD)/tests/%)
 
+BENCH_POLICY := $(BUILD)/bench-policy
 LIB := $(BUILD)/libtlshim.so
 KEYS := $(BUILD)/tlshim-keys
 BENCH := $(BUILD)/tlshim-bench
@@ -73,6 +75,11 @@ $(KEYS): $(KEYS_OBJS) $(BUILD)/libtlshim_core.a
 	@$(if $(Q),echo "  LD      $@")
 	$(Q)$(CC) -o $@ $(KEYS_OBJS) $(BUILD)/libtlshim_core.a $(LDFLAGS) \
 		$(PKG_LIBS) -ldl -lpthread
+
+$(BENCH_POLICY): $(BUILD)/tools/bench_policy.o $(BUILD)/libtlshim_core.a
+	@$(if $(Q),echo "  LD      $@")
+	$(Q)$(CC) -o $@ $< $(BUILD)/libtlshim_core.a $(LDFLAGS) $(PKG_LIBS) \
+		-ldl -lpthread
 
 $(BENCH): $(BENCH_OBJS)
 	@$(if $(Q),echo "  LD      $@")
@@ -108,8 +115,9 @@ demo: all
 	$(Q)BUILD=$(BUILD) examples/demo.sh
 
 # The overhead tool on two network namespaces; BENCH_ARGS adds options.
-bench: all
+bench: all $(BENCH_POLICY)
 	$(Q)tools/deps.sh test
+	$(Q)$(BENCH_POLICY)
 	$(Q)$(BENCH) --json $(BUILD)/bench.json --csv $(BUILD)/bench.csv \
 		--svg $(BUILD)/bench.svg $(BENCH_ARGS)
 

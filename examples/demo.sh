@@ -47,6 +47,19 @@ TOKEN=$("$KEYS" token --ca "$T/ca" --uses 2 --node node1,node2 --ttl 10m \
 say "   CA pin $PIN"
 say "   one token for two nodes (only node1 and node2, 10 minutes)"
 
+# A dataset service that is not part of the job and has no tlshim, in the
+# nodes' own subnet (as object stores usually are): 198.18.0.9 on node2's
+# link. TLSHIM_PEERS names the job's nodes, so the download is left alone.
+say "-- a dataset server at 198.18.0.9:8080 (no tlshim, not part of the job)"
+ip -n "$NS_B" addr add 198.18.0.9/24 dev "$VETH_B"
+mkdir -p "$T/www"
+head -c 2000000 /dev/urandom >"$T/www/dataset.bin"
+DATASET_SHA=$(sha256sum "$T/www/dataset.bin" | cut -c1-16)
+ip netns exec "$NS_B" python3 -m http.server --bind 198.18.0.9 \
+    --directory "$T/www" 8080 >/dev/null 2>&1 &
+PIDS="$PIDS $!"
+wait_port b 8080 || { say "demo: the dataset server did not start"; exit 1; }
+
 # run_job NAME PORT SHIM: the job on both nodes through examples/torchrun.sh
 # (TLSHIM=1 or 0), capturing the link; rank 0's JSON in $T/NAME.json.
 run_job() {
@@ -66,8 +79,10 @@ run_job() {
 		    TLSHIM_LOG_FILE="$T/node$n.log" GLOO_SOCKET_IFNAME="$ifname" \
 		    NODE_RANK=$((n - 1)) MASTER_ADDR=198.18.0.1 MASTER_PORT="$port" \
 		    TORCHRUN_ARGS="$TORCHRUN_FIX --log_dir $T/$name.logs$n" \
-		    timeout 150 "$here/torchrun.sh" "$here/train_ddp.py" \
-		    --steps "$STEPS" >"$T/$name.node$n.out" 2>"$T/$name.node$n.err" &
+		    timeout 150 "$here/torchrun.sh" --peers 198.18.0.1,198.18.0.2 \
+		    "$here/train_ddp.py" \
+		    --steps "$STEPS" \
+		    --dataset-url http://198.18.0.9:8080/dataset.bin >"$T/$name.node$n.out" 2>"$T/$name.node$n.err" &
 		eval "pid$n=\$!"
 		PIDS="$PIDS $!"
 	done
@@ -99,7 +114,7 @@ run_job tlshim 29401 1
 grep -h "joined as" "$T"/tlshim.node*.err | sed 's/^/   /'
 say "   $(cat "$T/tlshim.json")"
 
-field() { sed -n "s/.*\"$2\": \\([^,}]*\\).*/\\1/p" "$T/$1.json"; }
+field() { sed -n "s/.*\"$2\": \\([^,}]*\\).*/\\1/p" "$T/$1.json" | tr -d '"'; }
 protected=$(cat "$T/node1.log" "$T/node2.log" | grep -c "protected as" || true)
 cross=$(grep -c "protected as server, peer spiffe://demo/node/node2" "$T/node1.log" || true)
 failures=$(cat "$T/node1.log" "$T/node2.log" | grep -c ": error:" || true)
@@ -130,9 +145,14 @@ say "protection: $protected connection ends protected by mutual TLS 1.3" \
 say "wire:       with tlshim: $captured TCP payload bytes captured, $tls TLS" \
     "ClientHellos, the ranks' plaintext label $clear;" \
     "without: the label $control"
+say "outside:    every rank downloaded $(field tlshim dataset_bytes) bytes" \
+    "from http://198.18.0.9:8080 (not a peer, no tlshim):" \
+    "checksum $( [ "$(field tlshim dataset_sha256)" = "$DATASET_SHA" ] &&
+    echo matches || echo DIFFERS), left as the program made it"
 say "overhead:   training loop $shim_s s with tlshim vs $plain_s s without" \
     "($(awk -v a="$shim_s" -v b="$plain_s" 'BEGIN {printf "%.2fx", a / b}'))"
 say "logs:       one line per connection, e.g."
 grep -m1 "protected as server" "$T/node1.log" | sed 's/^/            /'
 [ "$clear" = absent ] && [ "$control" = "in clear" ] &&
-    [ "$protected" -gt 0 ] && [ "$failures" = 0 ]
+    [ "$protected" -gt 0 ] && [ "$failures" = 0 ] &&
+    [ "$(field tlshim dataset_sha256)" = "$DATASET_SHA" ]

@@ -3,7 +3,16 @@
 # settings except NODE_RANK; TLSHIM=1 (the default here) protects the job,
 # TLSHIM=0 runs it exactly as before.
 #
-#   NODE_RANK=0 MASTER_ADDR=10.1.0.1 examples/torchrun.sh train.py --epochs 3
+#   NODE_RANK=0 MASTER_ADDR=10.1.0.1 examples/torchrun.sh \
+#       --peers 10.1.0.1,10.1.0.2 train.py --epochs 3
+#
+# --peers LIST (or TLSHIM_PEERS) names the job's nodes: addresses, names or
+# a hostfile's path (the same on every node). Only connections to them are
+# protected; downloads and logging to services outside the job are left
+# alone. Produce it from what your cluster knows: `scontrol show hostnames
+# "$SLURM_JOB_NODELIST" | paste -sd, -`, your MPI hostfile, or the pods'
+# headless-service names. Without it every connection but loopback is
+# protected, and a service without tlshim cannot be reached.
 #
 # Settings (environment): NNODES (2), NPROC (1 per node), NODE_RANK,
 # MASTER_ADDR, MASTER_PORT (29500), TLSHIM (1), TLSHIM_LIB
@@ -16,6 +25,11 @@
 # and the name TLSHIM_NODE (default: the host name). The token is removed
 # from the environment before the job starts.
 set -eu
+if [ "${1:-}" = --peers ]; then
+	TLSHIM_PEERS=${2:?--peers takes a list}
+	shift 2
+fi
+[ -z "${TLSHIM_PEERS:-}" ] || export TLSHIM_PEERS
 : "${NNODES:=2}" "${NPROC:=1}" "${MASTER_PORT:=29500}" "${TLSHIM:=1}"
 : "${NODE_RANK:?set NODE_RANK}" "${MASTER_ADDR:?set MASTER_ADDR}"
 : "${TLSHIM_LIB:=/usr/local/lib/libtlshim.so}" "${TLSHIM_DIR:=/etc/tlshim}"

@@ -10,9 +10,11 @@ capture should never show when tlshim protects the job.
         --master_addr ADDR --master_port PORT train_ddp.py [--steps 40]
 """
 import argparse
+import hashlib
 import json
 import os
 import time
+import urllib.request
 
 import torch
 import torch.distributed as dist
@@ -24,7 +26,16 @@ def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--steps", type=int, default=40)
     parser.add_argument("--width", type=int, default=1024)
+    parser.add_argument("--dataset-url", help="download this first (a "
+                        "service outside the job, e.g. an object store)")
     args = parser.parse_args()
+
+    dataset = {}
+    if args.dataset_url:
+        with urllib.request.urlopen(args.dataset_url, timeout=30) as r:
+            body = r.read()
+        dataset = {"dataset_bytes": len(body),
+                   "dataset_sha256": hashlib.sha256(body).hexdigest()[:16]}
 
     torch.set_num_threads(1)
     dist.init_process_group("gloo")
@@ -67,7 +78,7 @@ def main():
             "final_loss": round(float(loss), 4),
             "seconds": round(took, 3),
             "gradient_MB_per_step": round(params * 4 / 1e6, 1),
-            "identical_parameters": identical}), flush=True)
+            "identical_parameters": identical, **dataset}), flush=True)
     dist.destroy_process_group()
     if not identical:
         raise SystemExit("parameters differ between ranks")

@@ -1,4 +1,5 @@
 #define _GNU_SOURCE
+#include <arpa/inet.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -42,6 +43,74 @@ config_fail(struct config *cfg, const char *fmt, const char *name,
 		snprintf(cfg->error, sizeof(cfg->error), fmt, name, detail);
 }
 
+/* A peer file line's host: the first word, without MPICH's ":COUNT". */
+static void
+peer_file_word(char *line, char **word)
+{
+	struct in6_addr ignored;
+	char *colon;
+
+	line[strcspn(line, "#\r\n")] = '\0';
+	*word = line + strspn(line, " \t");
+	(*word)[strcspn(*word, " \t")] = '\0';
+	if (inet_pton(AF_INET6, *word, &ignored) != 1 &&
+	    (colon = strchr(*word, ':')) != NULL)
+		*colon = '\0';
+}
+
+/*
+ * TLSHIM_PEERS: "node1,node2,198.18.0.0/24", or a path ("/...", "./...")
+ * to a file with one host per line (an MPI hostfile, or what `scontrol
+ * show hostnames` prints): the first word of each line; "#" comments,
+ * "slots=" and the like are ignored.
+ */
+static void
+config_load_peers(struct config *cfg, const char *v)
+{
+	char err[160], line[1024], *list = NULL, *word;
+	size_t used = 0, cap = 0;
+	FILE *f;
+
+	if (v == NULL || *v == '\0')
+		return;
+	cfg->peers_set = true;
+	if (v[0] != '/' && strncmp(v, "./", 2) != 0 && strncmp(v, "../", 3) != 0) {
+		if (policy_parse(v, &cfg->peers, err, sizeof(err)))
+			config_fail(cfg, "%s: %s", "TLSHIM_PEERS", err);
+		return;
+	}
+	if ((f = fopen(v, "re")) == NULL) {
+		config_fail(cfg, "TLSHIM_PEERS: cannot read %s: %s", v,
+		    strerror(errno));
+		return;
+	}
+	while (fgets(line, sizeof(line), f) != NULL) {
+		size_t len;
+
+		peer_file_word(line, &word);
+		if ((len = strlen(word)) == 0)
+			continue;
+		if (used + len + 2 > cap) {
+			char *grown = realloc(list, cap = (cap + len + 2) * 2);
+
+			if (grown == NULL) {
+				config_fail(cfg, "%s: out of memory%s",
+				    "TLSHIM_PEERS", "");
+				goto out;
+			}
+			list = grown;
+		}
+		used += (size_t)sprintf(list + used, "%s%s", used ? "," : "", word);
+	}
+	if (list == NULL)
+		config_fail(cfg, "TLSHIM_PEERS: %s names no host%s", v, "");
+	else if (policy_parse(list, &cfg->peers, err, sizeof(err)))
+		config_fail(cfg, "TLSHIM_PEERS: %s: %s", v, err);
+out:
+	free(list);
+	fclose(f);
+}
+
 void
 config_load(struct config *cfg, const char *(*getenv_fn)(const char *))
 {
@@ -80,6 +149,7 @@ config_load(struct config *cfg, const char *(*getenv_fn)(const char *))
 	    sizeof(err)))
 		config_fail(cfg, "%s: %s", "TLSHIM_TRUST_NAT", err);
 	cfg->strict = env_true(getenv_fn("TLSHIM_STRICT"));
+	config_load_peers(cfg, getenv_fn("TLSHIM_PEERS"));
 
 	v = getenv_fn("TLSHIM_JOB");
 	if (v != NULL && *v != '\0') {
@@ -122,6 +192,7 @@ config_free(struct config *cfg)
 	policy_rules_free(&cfg->include);
 	policy_rules_free(&cfg->exclude);
 	policy_rules_free(&cfg->trust_nat);
+	policy_rules_free(&cfg->peers);
 }
 
 static const char *

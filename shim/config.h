@@ -18,6 +18,10 @@ struct config {
 	bool loopback;			/* TLSHIM_LOOPBACK=1 */
 	struct policy_rules include;	/* TLSHIM_INCLUDE */
 	struct policy_rules exclude;	/* TLSHIM_EXCLUDE */
+	/* TLSHIM_PEERS: the job's nodes; with it, only connections to them
+	 * are protected (incoming ones on every port). */
+	struct policy_rules peers;
+	bool peers_set;
 	/* TLSHIM_TRUST_NAT: peers at these addresses are not required to
 	 * carry the address in their certificate (NAT, changing pod IPs). */
 	struct policy_rules trust_nat;

@@ -1367,6 +1367,18 @@ conn_start_handshake_locked(struct conn *c, int64_t now)
 	c->deadline_ms = now + config.handshake_timeout_ms;
 }
 
+/* For a client whose server does not speak tlshim, without TLSHIM_PEERS:
+ * the setting that leaves such a service alone. */
+static const char *
+scope_hint(const struct conn *c)
+{
+	if (!c->is_client || config.peers_set)
+		return "";
+	return "; if that is not one of the job's nodes, list the nodes in "
+	    "TLSHIM_PEERS (other destinations are then left alone) or name "
+	    "it in TLSHIM_EXCLUDE";
+}
+
 /* Drive the handshake; lock held. */
 static void
 conn_handshake_locked(struct conn *c, short revents, int64_t now)
@@ -1401,17 +1413,20 @@ conn_handshake_locked(struct conn *c, short revents, int64_t now)
 	rc = handshake_step(c->hs);
 	if (rc == -EAGAIN) {
 		if (now >= c->deadline_ms) {
-			log_msg_limited(LOG_ERROR, "fd %d: TLS handshake as %s timed out "
-			    "after %d s (peer stalled or not running tlshim)",
-			    c->fd, role(c), config.handshake_timeout_ms / 1000);
+			log_msg_limited(LOG_ERROR, "fd %d: TLS handshake as %s with %s "
+			    "timed out after %d s (peer stalled or not running "
+			    "tlshim)%s", c->fd, role(c), c->peer_at,
+			    config.handshake_timeout_ms / 1000, scope_hint(c));
 			conn_fail_locked(c, ETIMEDOUT);
 		}
 		return;
 	}
 	if (rc != 0) {
 		log_msg_limited(LOG_ERROR, "fd %d: connection refused as %s "
-		    "(%s %s): %s", c->fd, role(c), c->is_client ? "to" : "from",
-		    c->peer_at, handshake_error(c->hs));
+		    "(%s %s): %s%s", c->fd, role(c), c->is_client ? "to" : "from",
+		    c->peer_at, handshake_error(c->hs),
+		    strstr(handshake_error(c->hs), "running tlshim") != NULL ?
+		    scope_hint(c) : "");
 		conn_fail_locked(c, c->is_client ? ECONNREFUSED : ECONNRESET);
 		return;
 	}

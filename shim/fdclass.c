@@ -7,10 +7,10 @@
 #include <sys/socket.h>
 
 #include "config.h"
+#include "decide.h"
 #include "fdclass.h"
 #include "identity.h"
 #include "log.h"
-#include "policy.h"
 #include "real.h"
 
 enum fdclass {
@@ -80,9 +80,7 @@ fdclass_classify(int fd, struct sockaddr_storage *peer)
 		return FDCLASS_UNKNOWN;
 	/* Which end is the server is not known: fail closed if the policy
 	 * protects the connection as either's. */
-	if (policy_decide(&config.include, &config.exclude, config.loopback,
-	    (struct sockaddr *)peer) || policy_decide(&config.include,
-	    &config.exclude, config.loopback, (struct sockaddr *)&local))
+	if (decide_either((struct sockaddr *)&local, (struct sockaddr *)peer))
 		return FDCLASS_UNKEYED;
 	return FDCLASS_PLAIN;
 }

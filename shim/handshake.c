@@ -18,6 +18,7 @@
 #include <sodium.h>
 
 #include "config.h"
+#include "decide.h"
 #include "log.h"
 #include "handshake.h"
 #include "identity.h"
@@ -753,7 +754,7 @@ handshake_check_address(struct handshake *hs, WOLFSSL_X509 *x509,
 	if (identity_has_address(&sans, addr))
 		return 0;
 	identity_format_ips(&sans, ips, sizeof(ips));
-	if (policy_match(&config.trust_nat, addr)) {
+	if (decide_nat_trusted(addr)) {
 		log_msg(LOG_INFO, "peer %s at %s: its certificate's addresses "
 		    "(%s) do not include it; accepted (TLSHIM_TRUST_NAT)", uri,
 		    where, ips);

@@ -22,11 +22,11 @@
 
 #include "config.h"
 #include "conn.h"
+#include "decide.h"
 #include "epoll.h"
 #include "fdclass.h"
 #include "fdtab.h"
 #include "log.h"
-#include "policy.h"
 #include "progress.h"
 #include "real.h"
 #include "shim.h"
@@ -46,13 +46,6 @@ is_tcp(int fd)
 	len = sizeof(proto);
 	return REAL(getsockopt)(fd, SOL_SOCKET, SO_PROTOCOL, &proto, &len) == 0 &&
 	    proto == IPPROTO_TCP;
-}
-
-static bool
-protects(const struct sockaddr *server_addr)
-{
-	return policy_decide(&config.include, &config.exclude, config.loopback,
-	    server_addr);
 }
 
 /* Track ${c} on ${fd} and hand it to the progress thread. */
@@ -170,7 +163,7 @@ connect(int fd, const struct sockaddr *addr, socklen_t addrlen)
 	}
 	if (!is_tcp(fd))
 		return REAL(connect)(fd, addr, addrlen);
-	if (!protects(addr)) {
+	if (!decide_connect(addr)) {
 		/* Left in clear by this process's decision, not unkeyed. */
 		fdclass_set_plain(fd);
 		return REAL(connect)(fd, addr, addrlen);
@@ -189,7 +182,7 @@ accepted(int fd, int flags)
 	if (getsockname(fd, (struct sockaddr *)&local, &len) != 0 ||
 	    (local.ss_family != AF_INET && local.ss_family != AF_INET6))
 		return fd;
-	if (!protects((struct sockaddr *)&local)) {
+	if (!decide_accept((struct sockaddr *)&local)) {
 		fdclass_set_plain(fd);
 		return fd;
 	}

@@ -167,10 +167,103 @@ rules_index(struct policy_rules *rules)
 void
 policy_rules_free(struct policy_rules *rules)
 {
+	int i;
+
+	for (i = 0; i < rules->name_count; i++)
+		free(rules->names[i].name);
+	free(rules->names);
 	free(rules->rule);
-	rules->rule = NULL;
-	rules->count = 0;
-	rules->hosts = 0;
+	memset(rules, 0, sizeof(*rules));
+}
+
+static int addr_unpack(const struct sockaddr *addr, int *family,
+    uint8_t bytes[16], uint16_t *port);
+
+/* Room for one more rule. */
+static int
+rules_grow(struct policy_rules *rules)
+{
+	struct policy_rule *grown;
+	int cap;
+
+	if (rules->count < rules->cap)
+		return 0;
+	cap = rules->cap == 0 ? 16 : rules->cap * 2;
+	if ((grown = realloc(rules->rule, (size_t)cap * sizeof(*grown))) == NULL)
+		return -ENOMEM;
+	rules->rule = grown;
+	rules->cap = cap;
+	return 0;
+}
+
+/* "node7" or "node7:5000-5100": a name that is no address. 0 or -1. */
+static int
+parse_name(char *item, struct policy_rules *rules)
+{
+	struct policy_name *grown, *n;
+	struct policy_rule ports;
+	char *colon = strchr(item, ':');
+	bool letter = false;
+	size_t i, len;
+
+	memset(&ports, 0, sizeof(ports));
+	ports.port_hi = 65535;
+	if (colon != NULL) {
+		*colon = '\0';
+		if (parse_port_range(colon + 1, &ports))
+			return -1;
+	}
+	len = strlen(item);
+	if (len == 0 || len > 253 || item[0] == '-' || item[0] == '.')
+		return -1;
+	for (i = 0; i < len; i++) {
+		char ch = item[i];
+
+		if ((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') ||
+		    ch == '-' || ch == '_')
+			letter = true;
+		else if (!(ch >= '0' && ch <= '9') && ch != '.')
+			return -1;
+	}
+	/* Digits and dots alone are a mistyped address, not a name. */
+	if (!letter)
+		return -1;
+	grown = realloc(rules->names, (size_t)(rules->name_count + 1) *
+	    sizeof(*grown));
+	if (grown == NULL)
+		return -1;
+	rules->names = grown;
+	n = &rules->names[rules->name_count];
+	if ((n->name = strdup(item)) == NULL)
+		return -1;
+	n->port_lo = ports.port_lo;
+	n->port_hi = ports.port_hi;
+	n->resolved = false;
+	rules->name_count++;
+	return 0;
+}
+
+int
+policy_add_host(struct policy_rules *rules, const struct sockaddr *addr,
+    uint16_t port_lo, uint16_t port_hi)
+{
+	struct policy_rule *r;
+	uint16_t ignored;
+	int family;
+
+	if (rules_grow(rules) != 0)
+		return -ENOMEM;
+	r = &rules->rule[rules->count];
+	memset(r, 0, sizeof(*r));
+	if (addr_unpack(addr, &family, r->addr, &ignored) != 0)
+		return -EINVAL;
+	r->family = family;
+	r->prefix = family == AF_INET ? 32 : 128;
+	r->port_lo = port_lo;
+	r->port_hi = port_hi;
+	rules->count++;
+	rules_index(rules);
+	return 0;
 }
 
 int
@@ -178,7 +271,7 @@ policy_parse(const char *text, struct policy_rules *rules, char *err,
     size_t errlen)
 {
 	char *copy, *item, *save = NULL;
-	int cap = 0, rc = -EINVAL;
+	int rc = -EINVAL;
 
 	memset(rules, 0, sizeof(*rules));
 	if (text == NULL || *text == '\0')
@@ -189,25 +282,20 @@ policy_parse(const char *text, struct policy_rules *rules, char *err,
 	}
 	for (item = strtok_r(copy, ", ", &save); item != NULL;
 	    item = strtok_r(NULL, ", ", &save)) {
-		char shown[80];
+		char shown[80], whole[300];
 		int bad;
 
 		snprintf(shown, sizeof(shown), "%s", item);
+		/* parse_rule cuts the item up; a name needs it whole. */
+		snprintf(whole, sizeof(whole), "%s", item);
 		if (rules->count == POLICY_MAX_RULES) {
 			snprintf(err, errlen, "more than %d rules", POLICY_MAX_RULES);
 			goto err0;
 		}
-		if (rules->count == cap) {
-			struct policy_rule *grown;
-
-			cap = cap == 0 ? 16 : cap * 2;
-			grown = realloc(rules->rule, (size_t)cap * sizeof(*grown));
-			if (grown == NULL) {
-				snprintf(err, errlen, "out of memory");
-				rc = -ENOMEM;
-				goto err0;
-			}
-			rules->rule = grown;
+		if (rules_grow(rules) != 0) {
+			snprintf(err, errlen, "out of memory");
+			rc = -ENOMEM;
+			goto err0;
 		}
 		if ((bad = parse_rule(item, &rules->rule[rules->count])) == -2) {
 			snprintf(err, errlen, "bad rule \"%s\": the address has "
@@ -215,10 +303,13 @@ policy_parse(const char *text, struct policy_rules *rules, char *err,
 			    "without a prefix, or the network address)", shown);
 			goto err0;
 		}
+		if (bad != 0 && strlen(item) < sizeof(whole) &&
+		    parse_name(whole, rules) == 0)
+			continue;
 		if (bad != 0) {
 			snprintf(err, errlen,
 			    "bad rule \"%s\" (want CIDR[:port[-port]], IPv6 as "
-			    "[CIDR]:port)", shown);
+			    "[CIDR]:port, or a host name)", shown);
 			goto err0;
 		}
 		rules->count++;
@@ -330,20 +421,4 @@ policy_is_loopback(const struct sockaddr *addr)
 	if (family == AF_INET)
 		return bytes[0] == 127;
 	return IN6_IS_ADDR_LOOPBACK((const struct in6_addr *)bytes);
-}
-
-bool
-policy_decide(const struct policy_rules *include,
-    const struct policy_rules *exclude, bool loopback,
-    const struct sockaddr *addr)
-{
-	if (addr->sa_family != AF_INET && addr->sa_family != AF_INET6)
-		return false;
-	if (policy_match(exclude, addr))
-		return false;
-	if (include->count > 0)
-		return policy_match(include, addr);
-	if (policy_is_loopback(addr))
-		return loopback;
-	return true;
 }

@@ -66,6 +66,8 @@ if capture_has leak "$MARKER"; then
 fi
 grep -q "timed out\|connection refused as client" "$T/a.log" ||
     fail "shimmed client: no clear log line"
+grep -q "$IP_B:7012.*list the nodes in TLSHIM_PEERS" "$T/a.log" ||
+    fail "shimmed client: the address and TLSHIM_PEERS are not named"
 
 # 5. Invalid configuration: refused before anything is sent.
 serve_to "$T/out5" 7014 $(shim b)

@@ -14,6 +14,8 @@ grep -q "identical parameters on every rank: true" "$T/demo.out" ||
 grep -q "label absent; without: the label in clear" "$T/demo.out" ||
     fail "the report lacks the wire check"
 grep -q "^overhead: " "$T/demo.out" || fail "the report lacks the overhead"
+grep -q "^outside: .*not a peer, no tlshim): checksum matches" "$T/demo.out" ||
+    fail "the job could not download from a service outside it"
 ip netns list | grep -q "tlshim-.-demo" && fail "the demo left namespaces behind"
 ls -d /tmp/tlshim-demo.* 2>/dev/null && fail "the demo left files behind"
 # Without root: a clear explanation, nothing half-done.

@@ -37,11 +37,22 @@ openssl x509 -in "$dir/node.crt" -noout -ext subjectAltName |
 prolog b gpu30 2>"$T/err" && fail "a node outside the job used its token"
 grep -q "name-not-allowed" "$T/err" || fail "outsider refusal unclear: $(cat "$T/err")"
 
+# What the batch script gives the job (srun stood in for): its nodes as
+# TLSHIM_PEERS, which the nodes resolve through their /etc/hosts.
+printf '#!/bin/sh\necho "$TLSHIM_PEERS"\n' >"$T/bin/srun"
+chmod +x "$T/bin/srun"
+PEERS=$(PATH="$T/bin:$PATH" TLSHIM_LIB="$LIB" sh examples/slurm/job.sbatch) ||
+    fail "job.sbatch failed"
+[ "$PEERS" = gpu17,gpu18 ] || fail "job.sbatch set TLSHIM_PEERS=$PEERS"
+node_hosts "$IP_A gpu17
+$IP_B gpu18"
+
 # The job's nodes talk through the shim; a node of another job cannot.
 "$KEYS" issue --ca "$T/ca" --node gpu19 --job 999 --out "$T/other" >/dev/null
 job_shim() {
 	echo env LD_PRELOAD=$LIB TLSHIM=1 TLSHIM_DIR=$1 TLSHIM_JOB=$2 \
-	    TLSHIM_LOG=info TLSHIM_LOG_FILE=$3 TLSHIM_HANDSHAKE_TIMEOUT=5
+	    TLSHIM_LOG=info TLSHIM_LOG_FILE=$3 TLSHIM_HANDSHAKE_TIMEOUT=5 \
+	    TLSHIM_PEERS=$PEERS
 }
 bg on_b $(job_shim "$T/run-gpu18/4242" 4242 "$T/srv.log") timeout 10 \
     socat -u TCP4-LISTEN:7651,reuseaddr OPEN:"$T/got",creat
@@ -50,6 +61,8 @@ echo "from the same job" | on_a $(job_shim "$dir" 4242 "$T/cli.log") \
     socat -u - TCP4:$IP_B:7651 || fail "a peer of the same job was refused"
 wait_bg 10 || true
 grep -q "from the same job" "$T/got" || fail "same-job transfer failed"
+grep -q "policy: connections to the 2 addresses of TLSHIM_PEERS" "$T/cli.log" ||
+    fail "the job's peers were not in force: $(cat "$T/cli.log")"
 bg on_b $(job_shim "$T/run-gpu18/4242" 4242 "$T/srv.log") timeout 10 \
     socat -u TCP4-LISTEN:7652,reuseaddr OPEN:"$T/got2",creat
 wait_port_or_fail b 7652

@@ -37,6 +37,16 @@ sh examples/enroll-hosts.sh >"$T/enroll2.out" 2>&1 || fail "a second run failed"
     fail "a second run re-enrolled: $(cat "$T/enroll2.out")"
 
 export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
+# The hosts' names, as the cluster's DNS would give them: mpirun.sh makes
+# them the job's TLSHIM_PEERS. A data service in the nodes' subnet, not
+# part of the job and without tlshim, is downloaded from by every rank.
+node_hosts "$IP_A node-a
+$IP_B node-b"
+ip -n "$NS_B" addr add 198.18.0.9/24 dev "$VETH_B"
+mkdir -p "$T/www"
+head -c 123456 /dev/urandom >"$T/www/data.bin"
+bg on_b python3 tests/progs/webserve.py 198.18.0.9 8080 "$T/www"
+wait_port_or_fail b 8080
 # rtc ^hwloc: Open MPI 4.1.4's orted now and then crashes writing its
 # hwloc topology to shared memory (hwloc_shmem_topology_write, a SIGSEGV
 # before any socket is used; about 1 run in 10 here). Binding is not
@@ -45,14 +55,19 @@ on_a unshare -m sh -c "mount --bind $T/host-node-a $T/creds && exec env \
     TLSHIM_LIB=$LIB TLSHIM_LOG=info TLSHIM_LOG_FILE=$T/mpi.log NP=4 \
     MPIRUN_ARGS='--mca plm_rsh_agent $T/bin/ssh --mca btl_tcp_if_include \
     198.18.0.0/24 --mca oob_tcp_if_include 198.18.0.0/24 --mca rtc ^hwloc' \
-    timeout 120 examples/mpirun.sh /usr/bin/python3 tests/progs/mpi_job.py" \
+    timeout 120 examples/mpirun.sh /usr/bin/python3 tests/progs/mpi_job.py \
+    http://198.18.0.9:8080/data.bin" \
     >"$T/mpi.out" 2>&1 || fail "mpirun failed: $(tail -n 20 "$T/mpi.out")"
-[ "$(grep -o "Allreduce, Bcast and Alltoall correct" "$T/mpi.out" | wc -l)" = 4 ] ||
+[ "$(grep -o "Allreduce, Bcast and Alltoall correct, downloaded 123456 bytes" \
+    "$T/mpi.out" | wc -l)" = 4 ] ||
     fail "not every rank reported: $(cat "$T/mpi.out")"
 cross=$(grep -c "protected as .*peer spiffe://e2e/node/node-[ab]" "$T/mpi.log")
+grep -q "policy: connections to the 2 addresses of TLSHIM_PEERS" "$T/mpi.log" ||
+    fail "the hostfile's hosts were not the job's peers"
 grep -q "peer spiffe://e2e/node/node-b" "$T/mpi.log" ||
     fail "no connection to node-b was protected"
 grep -q "peer spiffe://e2e/node/node-a" "$T/mpi.log" ||
     fail "no connection to node-a was protected"
-echo "hostfile: 2 hosts enrolled over ssh, 4 ranks exact, $cross protected connection ends"
+echo "hostfile: 2 hosts enrolled over ssh, 4 ranks exact and each downloaded" \
+    "from a service outside the job, $cross protected connection ends"
 exit 0

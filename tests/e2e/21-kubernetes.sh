@@ -44,16 +44,24 @@ pod trainer-0 "$T/pod0-replaced" a || fail "a replaced pod could not enroll"
 pod intruder "$T/pod9" b 2>"$T/err" && fail "a pod outside the token's names enrolled"
 grep -q "name-not-allowed" "$T/err" || fail "outsider refusal unclear: $(cat "$T/err")"
 
-# The two pods' credentials carry a protected connection with the job check.
+# The two pods' credentials carry a protected connection with the job
+# check and the manifest's TLSHIM_PEERS, resolved as cluster DNS would.
+PEERS=$(python3 tests/progs/k8s_pod.py examples/kubernetes/trainer.yaml peers)
+node_hosts "$IP_A trainer-0.trainer
+$IP_B trainer-1.trainer"
 bg on_b env LD_PRELOAD=$LIB TLSHIM=1 TLSHIM_DIR=$T/pod1 TLSHIM_JOB=trainer \
+    TLSHIM_PEERS="$PEERS" \
     TLSHIM_LOG=info TLSHIM_LOG_FILE=$T/pod1.log timeout 10 \
     socat -u TCP4-LISTEN:7801,reuseaddr OPEN:"$T/got",creat
 wait_port_or_fail b 7801
 echo "pod to pod" | on_a env LD_PRELOAD=$LIB TLSHIM=1 TLSHIM_DIR=$T/pod0 \
-    TLSHIM_JOB=trainer TLSHIM_LOG_FILE=$T/pod0.log \
+    TLSHIM_JOB=trainer TLSHIM_LOG_FILE=$T/pod0.log TLSHIM_LOG=info \
+    TLSHIM_PEERS="$PEERS" \
     socat -u - TCP4:$IP_B:7801 || fail "pod-to-pod connection failed"
 wait_bg 10 || true
 grep -q "pod to pod" "$T/got" || fail "nothing arrived"
+grep -q "policy: connections to the 2 addresses of TLSHIM_PEERS" "$T/pod0.log" ||
+    fail "the manifest's peers were not in force: $(cat "$T/pod0.log")"
 grep -q "peer spiffe://e2e/job/trainer/node/trainer-0" "$T/pod1.log" ||
     fail "the connection was not protected by the pods' identities"
 echo "kubernetes: manifest consistent, init container enrolled 2 pods," \

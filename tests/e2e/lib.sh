@@ -36,6 +36,8 @@ cleanup() {
 	done
 	for p in $BG_PIDS; do wait "$p" 2>/dev/null || true; done
 	netns_down
+	# Name files a test gave its nodes (ip netns exec mounts them).
+	for _ns in ${NS_A:-} ${NS_B:-}; do rm -rf "/etc/netns/$_ns"; done
 	rm -rf "$T"
 }
 trap cleanup EXIT
@@ -77,6 +79,15 @@ need_root() {
 make_nodes() {
 	need_root
 	netns_up $$
+}
+
+# node_hosts LINES: an /etc/hosts for both nodes (ip netns exec mounts
+# /etc/netns/NAME/hosts over /etc/hosts); removed at exit.
+node_hosts() {
+	for _ns in $NS_A $NS_B; do
+		mkdir -p "/etc/netns/$_ns"
+		printf '127.0.0.1 localhost\n%s\n' "$1" >"/etc/netns/$_ns/hosts"
+	done
 }
 
 # make_creds: CA in $T/ca, node credentials in $T/a and $T/b, and a node

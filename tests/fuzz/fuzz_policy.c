@@ -35,8 +35,8 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	}
 	if (size >= 18)
 		memcpy(&sin6.sin6_addr, data + 2, 16);
-	(void)policy_decide(&rules, &rules, true, (struct sockaddr *)&sin);
-	(void)policy_decide(&rules, &rules, false, (struct sockaddr *)&sin6);
+	(void)policy_match(&rules, (struct sockaddr *)&sin);
+	(void)policy_match(&rules, (struct sockaddr *)&sin6);
 	policy_rules_free(&rules);
 	return 0;
 }

@@ -1,10 +1,11 @@
 """Read examples/kubernetes/trainer.yaml as Kubernetes would and check
 that its pieces fit: the init container's credentials volume is where the
 trainer's TLSHIM_DIR points, the shim is preloaded and on, the token
-comes from a Secret, the credentials live in memory. Prints the init
-container's script for the test to run for real.
+comes from a Secret, the credentials live in memory, TLSHIM_PEERS names
+exactly the job's pods by their headless-service names. Prints the init
+container's script, or the trainer's TLSHIM_PEERS, for the test to use.
 
-Usage: k8s_pod.py FILE check|init-script
+Usage: k8s_pod.py FILE check|init-script|peers
 """
 import sys
 
@@ -35,6 +36,9 @@ def main():
     if sys.argv[2] == "init-script":
         print(script)
         return
+    if sys.argv[2] == "peers":
+        print(env_of(trainer).get("TLSHIM_PEERS", ""))
+        return
     errors = []
     env = env_of(trainer)
     if env.get("TLSHIM") != "1":
@@ -54,6 +58,14 @@ def main():
         errors.append("the init container does not read the token file")
     if "TLSHIM_JOB" not in env or job["metadata"]["name"] != env["TLSHIM_JOB"]:
         errors.append("TLSHIM_JOB does not name the job the token is for")
+    pods = ["%s-%d.%s" % (job["metadata"]["name"], i, pod.get("subdomain"))
+            for i in range(job["spec"]["completions"])]
+    service = find(docs, "Service")
+    if service["metadata"]["name"] != pod.get("subdomain") or \
+            service["spec"].get("clusterIP") != "None":
+        errors.append("the pods' subdomain is not a headless Service")
+    if str(env.get("TLSHIM_PEERS", "")).split(",") != pods:
+        errors.append("TLSHIM_PEERS is not the job's pods: %s" % ",".join(pods))
     if errors:
         sys.exit("; ".join(errors))
     print("pod spec consistent")

@@ -1,15 +1,21 @@
 """Open MPI collectives through mpi4py, checked against exact values.
 
 Run under mpirun; every rank prints one line, and exits non-zero on any
-wrong result.
+wrong result. With a URL argument every rank first downloads it (a data
+service outside the job) and reports its size.
 """
 import sys
+import urllib.request
 
 import numpy as np
 from mpi4py import MPI
 
 comm = MPI.COMM_WORLD
 rank, size = comm.Get_rank(), comm.Get_size()
+fetched = ""
+if len(sys.argv) > 1:
+    with urllib.request.urlopen(sys.argv[1], timeout=30) as r:
+        fetched = f", downloaded {len(r.read())} bytes"
 
 for n in (1, 1000, 256 * 1024, 2 * 1024 * 1024):
     # Allreduce: sum of (rank + 1) * arange.
@@ -35,5 +41,5 @@ for n in (1, 1000, 256 * 1024, 2 * 1024 * 1024):
         sys.exit(f"rank {rank}: Alltoall of {n} int32 is wrong")
 
 comm.Barrier()
-print(f"mpi rank {rank} of {size}: Allreduce, Bcast and Alltoall correct",
-      flush=True)
+print(f"mpi rank {rank} of {size}: Allreduce, Bcast and Alltoall correct"
+      f"{fetched}", flush=True)

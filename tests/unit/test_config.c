@@ -43,6 +43,7 @@ START_TEST(defaults)
 	ck_assert_int_eq(cfg.handshake_timeout_ms,
 	    CONFIG_DEFAULT_HANDSHAKE_TIMEOUT_MS);
 	ck_assert_str_eq(cfg.error, "");
+	config_free(&cfg);
 }
 END_TEST
 
@@ -62,6 +63,7 @@ START_TEST(full_configuration)
 	ck_assert_str_eq(cfg.job, "job-42");
 	ck_assert_int_eq(cfg.handshake_timeout_ms, 3000);
 	ck_assert_str_eq(cfg.error, "");
+	config_free(&cfg);
 }
 END_TEST
 
@@ -71,6 +73,7 @@ START_TEST(zero_is_off)
 	struct config cfg = load(env);
 
 	ck_assert(!cfg.enabled);
+	config_free(&cfg);
 }
 END_TEST
 
@@ -79,7 +82,9 @@ START_TEST(bad_values_are_errors)
 	static const char *cases[][2] = {
 		{ "TLSHIM=maybe", "TLSHIM must be 0 or 1" },
 		{ "TLSHIM_INCLUDE=198.18.0.0/99", "TLSHIM_INCLUDE: bad rule" },
-		{ "TLSHIM_EXCLUDE=nonsense", "TLSHIM_EXCLUDE: bad rule" },
+		{ "TLSHIM_EXCLUDE=non sense!", "TLSHIM_EXCLUDE: bad rule" },
+		{ "TLSHIM_EXCLUDE=198.18.0.3/24", "bits set past the prefix" },
+		{ "TLSHIM_PEERS=/nonexistent/hostfile", "TLSHIM_PEERS: cannot read" },
 		{ "TLSHIM_HANDSHAKE_TIMEOUT=0", "TLSHIM_HANDSHAKE_TIMEOUT" },
 		{ "TLSHIM_HANDSHAKE_TIMEOUT=5s", "TLSHIM_HANDSHAKE_TIMEOUT" },
 		{ "TLSHIM_JOB=a/b", "TLSHIM_JOB" },
@@ -96,6 +101,7 @@ START_TEST(bad_values_are_errors)
 		cfg = load(env);
 		ck_assert_msg(strstr(cfg.error, cases[i][1]) != NULL,
 		    "%s gave \"%s\"", cases[i][0], cfg.error);
+		config_free(&cfg);
 	}
 }
 END_TEST

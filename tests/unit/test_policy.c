@@ -3,10 +3,14 @@
 #include <arpa/inet.h>
 #include <check.h>
 #include <errno.h>
+#include <netdb.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <unistd.h>
 #include <string.h>
 
+#include "../../shim/config.h"
+#include "../../shim/decide.h"
 #include "../../shim/policy.h"
 
 static struct sockaddr_storage
@@ -82,7 +86,7 @@ END_TEST
 START_TEST(bad_rules_are_errors)
 {
 	static const char *bad[] = { "198.18.0.0/33", "198.18.0.0/", "300.1.1.1",
-	    "198.18.0.1:70000", "198.18.0.1:20-10", "[2001:2::/48", "banana",
+	    "198.18.0.1:70000", "198.18.0.1:20-10", "[2001:2::/48", "ba nana!",
 	    "198.18.0.1:", "2001:2::/129", "[2001:2::]x" };
 	struct policy_rules rules;
 	char err[160];
@@ -156,35 +160,202 @@ START_TEST(many_host_rules)
 }
 END_TEST
 
-START_TEST(default_decision)
+/* Names are kept for resolution with their ports; what they resolve to
+ * then matches like an address given by number. */
+START_TEST(names_resolved_later)
 {
-	struct policy_rules none = { 0 }, incl, excl;
-	struct sockaddr_storage lo = addr("127.0.0.1", 80), lo6 = addr("::1", 80);
-	struct sockaddr_storage net = addr("198.18.0.2", 80);
-	struct sockaddr_storage other = addr("198.19.0.2", 22);
-	struct sockaddr_storage unixish;
+	struct policy_rules rules;
+	struct sockaddr_storage a = addr("198.18.0.7", 29500);
+	struct sockaddr_storage other_port = addr("198.18.0.7", 80);
 	char err[160];
 
+	ck_assert_int_eq(policy_parse("node7:29500,198.18.0.0/24:22,store.local",
+	    &rules, err, sizeof(err)), 0);
+	ck_assert_int_eq(rules.name_count, 2);
+	ck_assert_str_eq(rules.names[0].name, "node7");
+	ck_assert_int_eq(rules.names[0].port_lo, 29500);
+	ck_assert_int_eq(rules.names[0].port_hi, 29500);
+	ck_assert_str_eq(rules.names[1].name, "store.local");
+	ck_assert_int_eq(rules.names[1].port_hi, 65535);
+	ck_assert(!policy_match(&rules, (struct sockaddr *)&a));
+	ck_assert_int_eq(policy_add_host(&rules, (struct sockaddr *)&a,
+	    rules.names[0].port_lo, rules.names[0].port_hi), 0);
+	ck_assert(policy_match(&rules, (struct sockaddr *)&a));
+	ck_assert(!policy_match(&rules, (struct sockaddr *)&other_port));
+	policy_rules_free(&rules);
+	ck_assert_int_eq(policy_parse("1.2.3", &rules, err, sizeof(err)), -EINVAL);
+	ck_assert_int_eq(policy_parse("-node", &rules, err, sizeof(err)), -EINVAL);
+}
+END_TEST
+
+/* The environment the decisions below are made under. */
+static const char *env_peers, *env_include, *env_exclude, *env_loopback;
+
+static const char *
+test_getenv(const char *name)
+{
+	if (strcmp(name, "TLSHIM") == 0)
+		return "1";
+	if (strcmp(name, "TLSHIM_PEERS") == 0)
+		return env_peers;
+	if (strcmp(name, "TLSHIM_INCLUDE") == 0)
+		return env_include;
+	if (strcmp(name, "TLSHIM_EXCLUDE") == 0)
+		return env_exclude;
+	if (strcmp(name, "TLSHIM_LOOPBACK") == 0)
+		return env_loopback;
+	return NULL;
+}
+
+/* Names known to this test, as /etc/hosts would give them; any other
+ * name does not resolve (and no lookup leaves the machine). */
+static int
+table_lookup(const char *name, const char *service,
+    const struct addrinfo *hints, struct addrinfo **res)
+{
+	static const char *const table[][2] = { { "nodea", "198.18.0.1" },
+	    { "nodeb", "198.18.0.2" } };
+	struct addrinfo *ai;
+	struct sockaddr_in *sin;
+	size_t i;
+
+	(void)service;
+	(void)hints;
+	for (i = 0; i < sizeof(table) / sizeof(table[0]); i++) {
+		if (strcmp(name, table[i][0]) != 0)
+			continue;
+		ai = calloc(1, sizeof(*ai) + sizeof(*sin));
+		sin = (struct sockaddr_in *)(ai + 1);
+		sin->sin_family = AF_INET;
+		inet_pton(AF_INET, table[i][1], &sin->sin_addr);
+		ai->ai_family = AF_INET;
+		ai->ai_addr = (struct sockaddr *)sin;
+		ai->ai_addrlen = sizeof(*sin);
+		*res = ai;
+		return 0;
+	}
+	return EAI_NONAME;
+}
+
+static void
+table_lookup_free(struct addrinfo *res)
+{
+	free(res);
+}
+
+static void
+configure(const char *peers, const char *include, const char *exclude,
+    const char *loopback)
+{
+	env_peers = peers;
+	env_include = include;
+	env_exclude = exclude;
+	env_loopback = loopback;
+	config_free(&config);
+	config_load(&config, test_getenv);
+	decide_forget();
+	decide_lookup = table_lookup;
+	decide_lookup_free = table_lookup_free;
+	ck_assert_msg(config.error[0] == '\0', "%s", config.error);
+}
+
+static bool
+client(const char *ip, int port)
+{
+	struct sockaddr_storage ss = addr(ip, port);
+
+	return decide_connect((struct sockaddr *)&ss);
+}
+
+static bool
+server(const char *ip, int port)
+{
+	struct sockaddr_storage ss = addr(ip, port);
+
+	return decide_accept((struct sockaddr *)&ss);
+}
+
+START_TEST(default_decision)
+{
+	struct sockaddr_storage unixish;
+
+	configure(NULL, NULL, NULL, NULL);
+	ck_assert(client("198.18.0.2", 80) && server("198.18.0.2", 80));
+	ck_assert(!client("127.0.0.1", 80) && !client("::1", 80));
+	ck_assert(!server("127.0.0.1", 80));
 	memset(&unixish, 0, sizeof(unixish));
 	unixish.ss_family = AF_UNIX;
-	ck_assert(policy_decide(&none, &none, false, (void *)&net));
-	ck_assert(!policy_decide(&none, &none, false, (void *)&lo));
-	ck_assert(!policy_decide(&none, &none, false, (void *)&lo6));
-	ck_assert(policy_decide(&none, &none, true, (void *)&lo));
-	ck_assert(policy_decide(&none, &none, true, (void *)&lo6));
-	ck_assert(!policy_decide(&none, &none, true, (void *)&unixish));
-
-	ck_assert_int_eq(policy_parse("198.19.0.0/16:22", &excl, err,
-	    sizeof(err)), 0);
-	ck_assert(!policy_decide(&none, &excl, false, (void *)&other));
-	ck_assert(policy_decide(&none, &excl, false, (void *)&net));
-
-	ck_assert_int_eq(policy_parse("198.18.0.0/16", &incl, err,
-	    sizeof(err)), 0);
-	ck_assert(policy_decide(&incl, &none, false, (void *)&net));
-	ck_assert(!policy_decide(&incl, &none, false, (void *)&other));
+	ck_assert(!decide_connect((struct sockaddr *)&unixish));
+	configure(NULL, NULL, NULL, "1");
+	ck_assert(client("127.0.0.1", 80) && client("::1", 80));
+	configure(NULL, NULL, "198.19.0.0/16:22", NULL);
+	ck_assert(!client("198.19.0.2", 22) && !server("198.19.0.2", 22));
+	ck_assert(client("198.18.0.2", 80));
+	configure(NULL, "198.18.0.0/16", NULL, NULL);
+	ck_assert(client("198.18.0.2", 80) && !client("198.19.0.2", 22));
 	/* Exclusion wins over inclusion. */
-	ck_assert(!policy_decide(&incl, &incl, false, (void *)&net));
+	configure(NULL, "198.18.0.0/16", "198.18.0.0/16", NULL);
+	ck_assert(!client("198.18.0.2", 80));
+}
+END_TEST
+
+/* With the job's peers listed, only connections to them are protected;
+ * incoming connections stay protected on every port but excluded ones. */
+START_TEST(peers_decision)
+{
+	configure("198.18.0.1,198.18.0.2,2001:2::2", NULL,
+	    "198.18.0.0/24:9100", NULL);
+	ck_assert(client("198.18.0.2", 29500));
+	ck_assert(client("::ffff:198.18.0.1", 5000));
+	ck_assert(client("2001:2::2", 5000));
+	ck_assert(!client("198.18.0.9", 443));		/* the object store */
+	ck_assert(!client("198.18.0.2", 9100));		/* excluded */
+	ck_assert(server("198.18.0.1", 8080));		/* any port ... */
+	ck_assert(!server("198.18.0.1", 9100));		/* ... but excluded */
+	ck_assert(!server("127.0.0.1", 8080));
+}
+END_TEST
+
+/* A hostfile: first words, comments and MPICH's host:count. */
+START_TEST(peers_from_a_hostfile)
+{
+	char path[] = "/tmp/tlshim-test-hostfile-XXXXXX";
+	int fd = mkstemp(path);
+	FILE *f;
+
+	ck_assert_int_ge(fd, 0);
+	f = fdopen(fd, "w");
+	fprintf(f, "# the job\n198.18.0.1 slots=4 max_slots=8\n\n"
+	    "  198.18.0.2:2   # mpich style\n2001:2::5\n");
+	fclose(f);
+	configure(path, NULL, NULL, NULL);
+	unlink(path);
+	ck_assert_int_eq(config.peers.count, 3);
+	ck_assert(client("198.18.0.1", 1) && client("198.18.0.2", 1));
+	ck_assert(client("2001:2::5", 1) && !client("198.18.0.3", 1));
+}
+END_TEST
+
+/* A peer name that does not resolve yet (a pod not started) fails
+ * closed: a connection to an address that is no known peer is protected
+ * while it is pending; a known peer's address and loopback are as ever. A
+ * name in TLSHIM_EXCLUDE that does not resolve is a configuration error. */
+START_TEST(unresolved_peer_fails_closed)
+{
+	configure("nodea,nodec", NULL, NULL, NULL);
+	ck_assert(client("198.18.0.1", 80));
+	ck_assert(client("198.18.0.9", 443));
+	ck_assert(!client("127.0.0.1", 80));
+	ck_assert_str_eq(config.error, "");
+}
+END_TEST
+
+START_TEST(unresolvable_exclusion_is_an_error)
+{
+	configure(NULL, NULL, "nodeb,nodec", NULL);
+	ck_assert(client("198.18.0.9", 443));
+	ck_assert_msg(strstr(config.error, "TLSHIM_EXCLUDE: cannot resolve "
+	    "'nodec'") != NULL, "%s", config.error);
 }
 END_TEST
 
@@ -201,7 +372,12 @@ main(void)
 	tcase_add_test(tc, bad_rules_are_errors);
 	tcase_add_test(tc, host_bits_are_errors);
 	tcase_add_test(tc, many_host_rules);
+	tcase_add_test(tc, names_resolved_later);
 	tcase_add_test(tc, default_decision);
+	tcase_add_test(tc, peers_decision);
+	tcase_add_test(tc, peers_from_a_hostfile);
+	tcase_add_test(tc, unresolved_peer_fails_closed);
+	tcase_add_test(tc, unresolvable_exclusion_is_an_error);
 	suite_add_tcase(s, tc);
 	sr = srunner_create(s);
 	srunner_run_all(sr, CK_NORMAL);
