@@ -1283,10 +1283,17 @@ conn_state_errno_for_connect(struct conn *c)
 {
 	int rc;
 
+	struct sockaddr_storage peer;
+	socklen_t len = sizeof(peer);
+
 	pthread_mutex_lock(&c->lock);
 	switch (c->state) {
 	case CONN_CONNECTING:
-		rc = EALREADY;
+		/* Once TCP is up the kernel says EISCONN, though the progress
+		 * thread may not have seen it yet: hiredis and others call
+		 * connect again after POLLOUT to learn the outcome. */
+		rc = real.getpeername(c->fd, (struct sockaddr *)&peer, &len) == 0 ?
+		    EISCONN : EALREADY;
 		break;
 	case CONN_FAILED:
 		rc = c->error_reported ? EISCONN : c->error;

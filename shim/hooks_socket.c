@@ -367,7 +367,9 @@ syscall(long number, ...)
 	for (i = 0; i < 6; i++)
 		a[i] = va_arg(ap, long);
 	va_end(ap);
-	if (shim_internal_thread || !shim_enabled())
+	/* Before set-up there is nothing to protect, and setting up here
+	 * could deadlock an allocator that calls syscall() under its lock. */
+	if (shim_internal_thread || !shim_active())
 		return REAL(syscall)(number, a[0], a[1], a[2], a[3], a[4], a[5]);
 	if ((rc = syscall_hooked(number, a)) != -2)
 		return rc;

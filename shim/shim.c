@@ -69,6 +69,13 @@ shim_enabled(void)
 }
 
 bool
+shim_active(void)
+{
+	return atomic_load_explicit(&shim_ready, memory_order_acquire) &&
+	    config.enabled;
+}
+
+bool
 shim_in_vfork_child(void)
 {
 	return getpid() != shim_pid;

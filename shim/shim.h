@@ -11,6 +11,11 @@
 /* shim_enabled(void): initialise on first use; is TLSHIM=1? */
 bool shim_enabled(void);
 
+/* shim_active(void): set up and on? Never sets up: for hooks that other
+ * libraries' constructors and allocators reach early (jemalloc opens
+ * files with syscall() while holding its own locks). */
+bool shim_active(void);
+
 /* shim_in_vfork_child(void): are we a vfork() child borrowing the
  * parent's memory? It must not change the parent's state. */
 bool shim_in_vfork_child(void);
