@@ -198,7 +198,10 @@ decide_connect(const struct sockaddr *server)
 {
 	bool pending;
 
-	if (server->sa_family != AF_INET && server->sa_family != AF_INET6)
+	/* The shim's own connections, and a name lookup's while it resolves
+	 * (it holds the peers lock), are never protected. */
+	if (shim_internal_thread ||
+	    (server->sa_family != AF_INET && server->sa_family != AF_INET6))
 		return false;
 	decide_ready();
 	if (policy_match(&config.exclude, server))
@@ -215,7 +218,8 @@ decide_connect(const struct sockaddr *server)
 bool
 decide_accept(const struct sockaddr *local)
 {
-	if (local->sa_family != AF_INET && local->sa_family != AF_INET6)
+	if (shim_internal_thread ||
+	    (local->sa_family != AF_INET && local->sa_family != AF_INET6))
 		return false;
 	decide_ready();
 	if (policy_match(&config.exclude, local))
