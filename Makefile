@@ -29,8 +29,9 @@ Q := @
 endif
 
 SHIM_CORE := real log config policy decide identity record handshake fdtab \
+	conn conn_send conn_recv conn_close conn_handshake \
 	fdclass \
-	uring_guard conn progress \
+	uring_guard progress \
 	readiness epoll
 SHIM_HOOKS := shim hooks_socket hooks_io hooks_poll
 CORE_OBJS := $(SHIM_CORE:%=$(BUILD)/shim/%.o)

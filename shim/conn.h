@@ -142,7 +142,9 @@ bool conn_progress_step(struct conn *c, short revents, int64_t now_ms,
  * read or written under the progress thread's lock. */
 bool *conn_watch_flag(struct conn *c);
 
-/* conn_now_ms(void): monotonic milliseconds. */
-int64_t conn_now_ms(void);
+/* conn_set_background(watch): how a connection is handed to the thread
+ * that drives handshakes and sends what the kernel could not take yet
+ * (progress_watch; set once at start-up). */
+void conn_set_background(int (*watch)(struct conn *c));
 
 #endif

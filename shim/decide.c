@@ -10,6 +10,7 @@
 #include "config.h"
 #include "decide.h"
 #include "log.h"
+#include "monotime.h"
 #include "policy.h"
 #include "real.h"
 
@@ -28,15 +29,6 @@ static atomic_bool names_done;
 static pthread_rwlock_t peers_lock = PTHREAD_RWLOCK_INITIALIZER;
 static int peers_pending;		/* under peers_lock */
 static int64_t peers_retry_at_ms;	/* under peers_lock */
-
-static int64_t
-now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 /* Resolve the names of one setting not resolved yet; returns how many
  * still are not, with the first failure in ${why}. A lookup's own
@@ -140,7 +132,7 @@ decide_ready(void)
 		pthread_rwlock_wrlock(&peers_lock);
 		pending = peers_pending = resolve_setting(&config.peers,
 		    "TLSHIM_PEERS", why, sizeof(why));
-		peers_retry_at_ms = now_ms() + PEERS_RETRY_MS;
+		peers_retry_at_ms = monotime_ms() + PEERS_RETRY_MS;
 		pthread_rwlock_unlock(&peers_lock);
 		if (log_enabled(LOG_INFO))
 			describe();
@@ -169,10 +161,10 @@ peers_match(const struct sockaddr *server, bool *pending)
 	if (yes || !*pending || shim_internal_thread)
 		return yes;
 	pthread_rwlock_wrlock(&peers_lock);
-	if (peers_pending > 0 && now_ms() >= peers_retry_at_ms) {
+	if (peers_pending > 0 && monotime_ms() >= peers_retry_at_ms) {
 		peers_pending = resolve_setting(&config.peers, "TLSHIM_PEERS",
 		    why, sizeof(why));
-		peers_retry_at_ms = now_ms() + PEERS_RETRY_MS;
+		peers_retry_at_ms = monotime_ms() + PEERS_RETRY_MS;
 		if (peers_pending == 0)
 			log_msg(LOG_INFO, "TLSHIM_PEERS: every name resolves now "
 			    "(%d addresses)", config.peers.count);

@@ -9,6 +9,7 @@
 #include "conn.h"
 #include "epoll.h"
 #include "fdtab.h"
+#include "monotime.h"
 #include "readiness.h"
 #include "real.h"
 
@@ -298,7 +299,7 @@ epoll_wait_emulated(int epfd, struct epoll_event *events, int max,
 
 	if (max <= 0)
 		return -EINVAL;
-	deadline = timeout_ms < 0 ? INT64_MAX : conn_now_ms() + timeout_ms;
+	deadline = timeout_ms < 0 ? INT64_MAX : monotime_ms() + timeout_ms;
 	for (;;) {
 		synth = epoll_synthesise(epfd, events, max, &waiting);
 		if (synth == max)
@@ -309,7 +310,7 @@ epoll_wait_emulated(int epfd, struct epoll_event *events, int max,
 		if (n < 0)
 			return synth > 0 ? synth : -errno;
 		n = epoll_merge(epfd, events, synth, synth + n);
-		if (n > 0 || (deadline != INT64_MAX && conn_now_ms() >= deadline))
+		if (n > 0 || (deadline != INT64_MAX && monotime_ms() >= deadline))
 			return n;
 	}
 }

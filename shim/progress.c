@@ -13,6 +13,7 @@
 #include "conn.h"
 #include "epoll.h"
 #include "log.h"
+#include "monotime.h"
 #include "progress.h"
 #include "real.h"
 
@@ -107,7 +108,7 @@ progress_main(void *arg)
 		fds[0].fd = wake_fd;
 		fds[0].events = POLLIN;
 		fds[0].revents = 0;
-		now = conn_now_ms();
+		now = monotime_ms();
 		if (deadline == INT64_MAX)
 			timeout = -1;
 		else if (deadline <= now)
@@ -126,7 +127,7 @@ progress_main(void *arg)
 
 			(void)!real.read(wake_fd, &v, sizeof(v));
 		}
-		now = conn_now_ms();
+		now = monotime_ms();
 		for (i = 0; i < n; i++) {
 			bool established;
 
@@ -215,7 +216,7 @@ progress_watch(struct conn *c)
 void
 progress_drain(int timeout_ms)
 {
-	int64_t deadline = conn_now_ms() + timeout_ms;
+	int64_t deadline = monotime_ms() + timeout_ms;
 
 	for (;;) {
 		size_t i;
@@ -226,7 +227,7 @@ progress_drain(int timeout_ms)
 			for (i = 0; i < watched_count && !owed; i++)
 				owed = conn_owes_bytes(watched[i]);
 		pthread_mutex_unlock(&progress_lock);
-		if (!owed || conn_now_ms() >= deadline)
+		if (!owed || monotime_ms() >= deadline)
 			return;
 		usleep(2000);
 	}

@@ -6,6 +6,7 @@
 
 #include "conn.h"
 #include "fdtab.h"
+#include "monotime.h"
 #include "readiness.h"
 #include "real.h"
 
@@ -23,7 +24,7 @@ readiness_wait_ms(int64_t deadline, bool ready_now, bool handshaking)
 		return 0;
 	if (deadline == INT64_MAX)
 		return handshaking ? HANDSHAKE_RECHECK_MS : -1;
-	left = deadline - conn_now_ms();
+	left = deadline - monotime_ms();
 	wait_ms = left < 0 ? 0 : left > INT32_MAX ? INT32_MAX : (int)left;
 	if (handshaking && wait_ms > HANDSHAKE_RECHECK_MS)
 		wait_ms = HANDSHAKE_RECHECK_MS;
@@ -48,7 +49,7 @@ readiness_poll(struct pollfd *fds, nfds_t n, int timeout_ms,
 	struct pollfd stack_kernel[64], *kernel = stack_kernel;
 	short stack_ready[64], *ready = stack_ready;
 	int64_t deadline = timeout_ms < 0 ? INT64_MAX :
-	    conn_now_ms() + timeout_ms;
+	    monotime_ms() + timeout_ms;
 	int rc = 0;
 	nfds_t i;
 
@@ -102,7 +103,7 @@ readiness_poll(struct pollfd *fds, nfds_t n, int timeout_ms,
 				count++;
 		}
 		if (count > 0 || (deadline != INT64_MAX &&
-		    conn_now_ms() >= deadline)) {
+		    monotime_ms() >= deadline)) {
 			rc = count;
 			goto out;
 		}

@@ -41,6 +41,7 @@ shim_setup(void)
 		snprintf(config.error, sizeof(config.error),
 		    "libsodium failed to initialise");
 	if (config.enabled) {
+		conn_set_background(progress_watch);
 		pthread_atfork(NULL, NULL, shim_fork_child);
 		/* libuv (>= 1.45) may add epoll interest through io_uring,
 		 * which no hook sees; its documented switch keeps it on

@@ -153,6 +153,7 @@ setup(void)
 		saved = 1;
 	}
 	real = libc;
+	conn_set_background(progress_watch);
 	real.recv = scripted_recv;
 	real.recvmsg = scripted_recvmsg;
 	real.send = scripted_send;

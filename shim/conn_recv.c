@@ -1,0 +1,275 @@
+#define _GNU_SOURCE
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <sodium.h>
+
+#include "conn_internal.h"
+#include "log.h"
+#include "real.h"
+
+/* Give the receive buffer back between records (an idle connection keeps
+ * no record-sized buffer); recv_lock held. */
+static void
+rx_buf_release(struct conn *c)
+{
+	if (c->rx_buf == NULL || c->rx_in_body || c->rx_plain_len > 0)
+		return;
+	free(c->rx_buf);
+	c->rx_buf = NULL;
+}
+
+/* Hand out buffered plaintext; recv_lock held. */
+static size_t
+conn_deliver(struct conn *c, const struct iovec *iov, int iovcnt,
+    size_t done, bool peek)
+{
+	size_t avail = c->rx_plain_len, copied = 0, skip = done;
+	int i;
+
+	for (i = 0; i < iovcnt && copied < avail; i++) {
+		size_t len = iov[i].iov_len, take;
+
+		if (skip >= len) {
+			skip -= len;
+			continue;
+		}
+		take = len - skip;
+		if (take > avail - copied)
+			take = avail - copied;
+		memcpy((uint8_t *)iov[i].iov_base + skip,
+		    c->rx_buf + c->rx_plain_off + copied, take);
+		copied += take;
+		skip = 0;
+	}
+	if (!peek) {
+		c->rx_plain_off += copied;
+		c->rx_plain_len -= copied;
+		if (c->rx_plain_len == 0) {
+			atomic_store(&c->rx_readable, c->rx_eof || c->rx_error);
+			rx_buf_release(c);
+		}
+	}
+	return copied;
+}
+
+static int
+conn_rx_fail(struct conn *c, int err)
+{
+	c->rx_error = err;
+	conn_fail(c, err);
+	return -err;
+}
+
+/* A complete record is in rx_buf: open it. Returns payload bytes written
+ * straight into ${direct} (when given and large enough), 0 otherwise, or
+ * -errno. recv_lock held. */
+static int
+conn_open_record(struct conn *c, uint8_t *direct, size_t direct_len)
+{
+	enum rec_type type = c->rx_type;
+	size_t body_len = c->rx_body_len;
+	uint8_t *out;
+	int n;
+
+	c->rx_in_body = false;
+	out = direct != NULL && direct_len >= body_len - REC_TAG_SIZE ?
+	    direct : c->rx_buf;
+	n = rec_open(c->rx, c->rx_record_header, c->rx_buf, body_len, out);
+	if (n < 0) {
+		log_msg_limited(LOG_ERROR, "fd %d: record from %s failed authentication "
+		    "(tampered, replayed or corrupted); connection closed", c->fd,
+		    c->peer);
+		return conn_rx_fail(c, ECONNRESET);
+	}
+	if (type == REC_CLOSE) {
+		c->rx_eof = true;
+		atomic_store(&c->rx_readable, true);
+		return 0;
+	}
+	if (type == REC_REKEY) {
+		log_msg(LOG_DEBUG, "fd %d: peer moved to receive key epoch %llu",
+		    c->fd, (unsigned long long)rec_keys_epoch(c->rx));
+		return 0;
+	}
+	c->bytes_in += (size_t)n;
+	if (out == direct) {
+		rx_buf_release(c);
+		return n;
+	}
+	c->rx_plain_off = 0;
+	c->rx_plain_len = (size_t)n;
+	if (n > 0)
+		atomic_store(&c->rx_readable, true);
+	return 0;
+}
+
+/* Read ciphertext for the record being assembled, never beyond its end
+ * and the next record's header; ${block} waits in the kernel (the socket
+ * keeps the application's mode, timeouts and signals). Returns 1 when a
+ * record is complete, 0 on progress, or -errno (-EAGAIN: nothing there,
+ * or SO_RCVTIMEO expired). recv_lock held. */
+static int
+conn_read_record(struct conn *c, bool block)
+{
+	int flags = block ? 0 : MSG_DONTWAIT;
+	enum rec_type type;
+	size_t body_len;
+	ssize_t n;
+
+	if (!c->rx_in_body) {
+		if (c->rx_header_have < REC_HEADER_SIZE) {
+			n = real.recv(c->fd, c->rx_header + c->rx_header_have,
+			    REC_HEADER_SIZE - c->rx_header_have, flags);
+			if (n < 0)
+				return errno == EWOULDBLOCK ? -EAGAIN : -errno;
+			if (n == 0)
+				goto eof;
+			c->rx_header_have += (size_t)n;
+			if (c->rx_header_have < REC_HEADER_SIZE)
+				return 0;
+		}
+		if (c->rx_header[0] == 0x15) {
+			/* A TLS alert where a record should be: the peer's
+			 * TLS stack rejected the handshake we finished. */
+			log_msg_limited(LOG_ERROR, "fd %d: peer %s rejected this node's "
+			    "certificate (TLS alert)", c->fd, c->peer);
+			return conn_rx_fail(c, ECONNREFUSED);
+		}
+		if (rec_header_parse(c->rx_header, &type, &body_len) != 0) {
+			log_msg_limited(LOG_ERROR, "fd %d: malformed record header from %s; "
+			    "connection closed", c->fd, c->peer);
+			return conn_rx_fail(c, ECONNRESET);
+		}
+		if (c->rx_buf == NULL &&
+		    (c->rx_buf = malloc(REC_MAX_BODY)) == NULL)
+			return conn_rx_fail(c, ENOMEM);
+		memcpy(c->rx_record_header, c->rx_header, REC_HEADER_SIZE);
+		c->rx_header_have = 0;
+		c->rx_in_body = true;
+		c->rx_type = type;
+		c->rx_body_len = body_len;
+		c->rx_body_have = 0;
+	}
+	{
+		size_t left = c->rx_body_len - c->rx_body_have;
+		struct iovec iov[2] = {
+			{ c->rx_buf + c->rx_body_have, left },
+			{ c->rx_header, REC_HEADER_SIZE },
+		};
+		struct msghdr msg = { .msg_iov = iov, .msg_iovlen = 2 };
+
+		n = real.recvmsg(c->fd, &msg, flags);
+		if (n < 0)
+			return errno == EWOULDBLOCK ? -EAGAIN : -errno;
+		if (n == 0)
+			goto eof;
+		if ((size_t)n >= left) {
+			c->rx_body_have = c->rx_body_len;
+			c->rx_header_have = (size_t)n - left;
+			return 1;
+		}
+		c->rx_body_have += (size_t)n;
+		return 0;
+	}
+
+eof:
+	pthread_mutex_lock(&c->lock);
+	n = c->state == CONN_FAILED ? c->error : 0;
+	pthread_mutex_unlock(&c->lock);
+	if (n != 0)
+		return conn_rx_fail(c, (int)n);	/* we closed it ourselves */
+	/* TCP closed without an authenticated close record: the stream may
+	 * have been cut short by anyone on the path. */
+	log_msg_limited(LOG_ERROR, "fd %d: connection from %s ended without a close "
+	    "record (truncated)", c->fd, c->peer[0] ? c->peer : "peer");
+	return conn_rx_fail(c, ECONNRESET);
+}
+
+ssize_t
+conn_recv(struct conn *c, const struct iovec *iov, int iovcnt, int flags)
+{
+	bool nonblock = atomic_load(&c->app_nonblocking) ||
+	    (flags & MSG_DONTWAIT);
+	bool peek = flags & MSG_PEEK, waitall = (flags & MSG_WAITALL) && !peek;
+	size_t total = conn_iov_total(iov, iovcnt), done = 0;
+	int64_t deadline;
+	int rc;
+
+	if (!conn_owned(c)) {
+		log_msg(LOG_WARN, "fd %d: a forked child cannot use its parent's "
+		    "protected connection", c->fd);
+		return -ECONNRESET;
+	}
+	if (flags & MSG_OOB)
+		return -EOPNOTSUPP;
+	deadline = conn_deadline_after(c->rcvtimeo_ms);
+
+	/* Wait out the handshake. */
+	pthread_mutex_lock(&c->lock);
+	while (c->state == CONN_CONNECTING || c->state == CONN_HANDSHAKING) {
+		if (nonblock) {
+			pthread_mutex_unlock(&c->lock);
+			return -EAGAIN;
+		}
+		if ((rc = conn_wait_changed(c, deadline)) != 0) {
+			pthread_mutex_unlock(&c->lock);
+			return rc;
+		}
+	}
+	pthread_mutex_unlock(&c->lock);
+
+	pthread_mutex_lock(&c->recv_lock);
+	while (total == 0 || done < total) {
+		if (c->rx_plain_len > 0) {
+			done += conn_deliver(c, iov, iovcnt, done, peek);
+			if (!waitall || peek)
+				break;
+			continue;
+		}
+		if (c->rx_eof || atomic_load(&c->shut_rd))
+			break;
+		if (c->rx_error) {
+			rc = -c->rx_error;
+			goto out;
+		}
+		pthread_mutex_lock(&c->lock);
+		rc = c->state == CONN_FAILED ? -c->error : 0;
+		pthread_mutex_unlock(&c->lock);
+		if (rc != 0)
+			goto out;
+		if (total == 0 && done == 0)
+			break;
+		/* Wait in the kernel only when the caller would. */
+		rc = conn_read_record(c, !nonblock && (done == 0 || waitall));
+		if (rc == 1) {
+			/* Decrypt straight into the caller when it fits. */
+			uint8_t *direct = iovcnt == 1 && !peek ?
+			    (uint8_t *)iov[0].iov_base + done : NULL;
+
+			rc = conn_open_record(c, direct, total - done);
+			if (rc < 0)
+				goto out;
+			done += (size_t)rc;
+			if (rc > 0 && !waitall)
+				break;
+			continue;
+		}
+		if (rc == 0)
+			continue;
+		if (rc == -EINTR && nonblock)
+			continue;
+		/* Nothing more now, a timeout, a signal, or an error: what
+		 * was already received is returned first, as by the kernel. */
+		if (done > 0)
+			break;
+		goto out;
+	}
+	rc = 0;
+out:
+	pthread_mutex_unlock(&c->recv_lock);
+	if (done > 0)
+		return (ssize_t)done;
+	return rc;
+}
