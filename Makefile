@@ -1,6 +1,9 @@
 # tlshim: mutual TLS for unmodified distributed-training jobs.
-# make [all] | check | demo | bench | install | uninstall | clean | asan |
-#      ubsan | valgrind             (V=1 shows the commands)
+# make [all] | check | unit | e2e | demo | bench | install | uninstall |
+#      clean | asan | ubsan | valgrind | fuzz
+# Variables: PREFIX, DESTDIR, CC (gcc or clang), BUILD (output folder),
+# E2E_ONLY / E2E_SKIP (e2e test names), FUZZ_SECONDS, BENCH_ARGS, V=1
+# (show the commands).
 
 PREFIX ?= /usr/local
 LIBDIR ?= $(PREFIX)/lib
@@ -152,26 +155,28 @@ valgrind: all $(UNIT_BINS)
 # libFuzzer targets (clang): each runs FUZZ_SECONDS on a copy of its seed
 # corpus from tests/fuzz/corpus.
 FUZZ_SECONDS ?= 60
+# Under BUILD (build/fuzz by default), with its own compiler flags.
+FUZZ_BUILD = $(if $(filter build,$(BUILD)),build/fuzz,$(BUILD)/fuzz)
 FUZZ_TARGETS := record policy config enroll identity
 # Sources outside the core library that targets parse with.
 FUZZ_SOURCES := tools/keys_message.c
 fuzz:
 	$(Q)tools/deps.sh fuzz
-	$(Q)$(MAKE) --no-print-directory BUILD=build/fuzz CC=clang OPT="-O1 -g" \
-		SAN="-fsanitize=fuzzer-no-link,address" build/fuzz/libtlshim_core.a
+	$(Q)$(MAKE) --no-print-directory BUILD=$(FUZZ_BUILD) CC=clang OPT="-O1 -g" \
+		SAN="-fsanitize=fuzzer-no-link,address" $(FUZZ_BUILD)/libtlshim_core.a
 	$(Q)for t in $(FUZZ_TARGETS); do \
-		clang -O1 -g -fsanitize=fuzzer,address -o build/fuzz/fuzz_$$t \
+		clang -O1 -g -fsanitize=fuzzer,address -o $(FUZZ_BUILD)/fuzz_$$t \
 			tests/fuzz/fuzz_$$t.c $(FUZZ_SOURCES) \
-			build/fuzz/libtlshim_core.a \
+			$(FUZZ_BUILD)/libtlshim_core.a \
 			$(PKG_LIBS) -ldl -lpthread || exit 1; \
-		rm -rf build/fuzz/corpus_$$t; \
-		cp -r tests/fuzz/corpus/$$t build/fuzz/corpus_$$t; \
+		rm -rf $(FUZZ_BUILD)/corpus_$$t; \
+		cp -r tests/fuzz/corpus/$$t $(FUZZ_BUILD)/corpus_$$t; \
 		echo "fuzz_$$t: $(FUZZ_SECONDS) s"; \
-		build/fuzz/fuzz_$$t -max_total_time=$(FUZZ_SECONDS) \
-			-print_final_stats=1 build/fuzz/corpus_$$t \
-			>build/fuzz/fuzz_$$t.log 2>&1; rc=$$?; \
-		grep "stat::number_of_executed_units" build/fuzz/fuzz_$$t.log; \
-		if [ $$rc != 0 ]; then tail -n 40 build/fuzz/fuzz_$$t.log; exit 1; fi; \
+		$(FUZZ_BUILD)/fuzz_$$t -max_total_time=$(FUZZ_SECONDS) \
+			-print_final_stats=1 $(FUZZ_BUILD)/corpus_$$t \
+			>$(FUZZ_BUILD)/fuzz_$$t.log 2>&1; rc=$$?; \
+		grep "stat::number_of_executed_units" $(FUZZ_BUILD)/fuzz_$$t.log; \
+		if [ $$rc != 0 ]; then tail -n 40 $(FUZZ_BUILD)/fuzz_$$t.log; exit 1; fi; \
 	done
 
 install: all

@@ -19,8 +19,11 @@
 
 #define EXPORT __attribute__((visibility("default")))
 
-/* glibc declares poll's array write-only; a hook reads the events in it. */
+/* glibc declares poll's array write-only; a hook reads the events in it.
+ * (gcc's warning; clang has no such group.) */
+#if defined(__GNUC__) && !defined(__clang__)
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#endif
 
 static int
 timespec_ms(const struct timespec *ts)
