@@ -14,7 +14,7 @@ bg on_b sh -c 'exec socat -u TCP4-LISTEN:7502,reuseaddr OPEN:/dev/null'
 wait_port_or_fail b 7502
 on_a $(shim a) env TLSHIM_HANDSHAKE_TIMEOUT=1 timeout 60 \
     "$BUILD/tests/fdops" $IP_B 7500 7501 7502 || { cat $T/a.log; fail "fdops failed"; }
-wait "$echo_pid" || fail "a protected connection did not end cleanly"
+wait_pid "$echo_pid" || fail "a protected connection did not end cleanly"
 [ "$(grep -c "protected as server" "$T/b.log")" = 4 ] ||
     fail "not all 4 echo connections were protected"
 exit 0

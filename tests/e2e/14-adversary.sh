@@ -25,9 +25,9 @@ mitm() {
 	on_a $(shim a) TLSHIM_TRUST_NAT=$IP_A socat -u OPEN:"$T/data" \
 	    TCP4:$IP_A:7700 2>/dev/null || true
 	rc=0
-	wait "$server" || rc=$?
+	wait_pid "$server" || rc=$?
 	[ $rc = 3 ] || fail "$1: the receiving program saw no error (exit $rc)"
-	wait "$proxy" || true
+	wait_pid "$proxy" || true
 	# What reached the program is an exact prefix of what was sent.
 	size=$(stat -c %s "$T/out")
 	[ "$size" -lt 2000000 ] || fail "$1: the server got the whole stream"

@@ -52,7 +52,7 @@ grep -q "node.key does not match" "$T/b.log" || fail "wrong key not logged"
 
 # The first connection lived through all of it.
 touch "$T/go"
-wait "$first" || fail "the open connection was disturbed"
+wait_pid "$first" || fail "the open connection was disturbed"
 n=$(grep -c "protected as server, peer spiffe://e2e/node/a" "$T/b.log")
 echo "credentials: renewal picked up, removal and corruption failed closed," \
     "$n connections protected, the open one unaffected"

@@ -108,10 +108,17 @@ sink=$BG_LAST
 wait_port_or_fail b 8201
 bg on_a $(shim a) python3 $ADV paced-send $IP_B 8201 "$T/data" 65536 0.01
 sender=$BG_LAST
-sleep 0.5
+# Killed once the transfer is under way (a slow start, as under a
+# sanitizer, must not be killed before it connects).
+i=0
+until [ "$(stat -c %s "$T/sunk" 2>/dev/null || echo 0)" -gt 100000 ]; do
+	i=$((i + 1))
+	[ $i -lt 200 ] || fail "the paced transfer did not start"
+	sleep 0.05
+done
 kill -9 "$sender"
 rc=0
-wait "$sink" || rc=$?
+wait_pid "$sink" || rc=$?
 [ $rc = 3 ] || fail "a killed peer looked like a clean end of stream (exit $rc)"
 echo "killed peer: the receiver got an error after $(stat -c %s "$T/sunk") bytes"
 
@@ -137,8 +144,8 @@ sleep 0.3
 echo lost | on_a $(shim a) timeout 5 socat -u - TCP4:$IP_B:8203,connect-timeout=1     2>"$T/down.err" && fail "a connection succeeded while the link was down"
 sleep 1.7
 on_a ip link set "$VETH_A" up
-wait "$sender" || fail "the sender failed across the link cut"
-wait "$sink" || fail "the receiver failed across the link cut"
+wait_pid "$sender" || fail "the sender failed across the link cut"
+wait_pid "$sink" || fail "the receiver failed across the link cut"
 cmp -s "$T/data" "$T/flapped" || fail "the transfer across the link cut was not intact"
 bg on_b $(shim b) python3 $ADV echo-server 8204
 wait_port_or_fail b 8204

@@ -205,7 +205,7 @@ tg=$("$KEYS" token --ca ca 2>/dev/null)
 expect 0 "join during a flood from elsewhere" $JOIN --token "$tg" --node g --out g
 
 touch "$T/go"
-wait "$held" || fail "the open connection did not survive renewal"
+wait_pid "$held" || fail "the open connection did not survive renewal"
 kill -0 $SERVE_PID || fail "serve died"
 grep -q "refused (tls)" serve.log || fail "garbage was not logged"
 i=0

@@ -55,20 +55,26 @@ bg() {
 	BG_PIDS="$BG_PIDS $BG_LAST"
 }
 
-# wait_bg [SECONDS]: wait for the last background command; its exit code.
-wait_bg() {
-	limit=${1:-60}
+# wait_pid PID [SECONDS]: wait for a background command; its exit code,
+# or 124 when it had to be killed after SECONDS (60): a test never hangs.
+wait_pid() {
+	limit=${2:-60}
 	i=0
-	while kill -0 "$BG_LAST" 2>/dev/null; do
+	while kill -0 "$1" 2>/dev/null; do
 		i=$((i + 1))
 		if [ $i -gt $((limit * 10)) ]; then
-			kill "$BG_LAST" 2>/dev/null || true
-			wait "$BG_LAST" 2>/dev/null || true
+			kill "$1" 2>/dev/null || true
+			wait "$1" 2>/dev/null || true
 			return 124
 		fi
 		sleep 0.1
 	done
-	wait "$BG_LAST"
+	wait "$1"
+}
+
+# wait_bg [SECONDS]: wait for the last background command; its exit code.
+wait_bg() {
+	wait_pid "$BG_LAST" "${1:-60}"
 }
 
 need_root() {
