@@ -31,7 +31,8 @@ else
 Q := @
 endif
 
-SHIM_CORE := real log config policy decide identity record handshake fdtab \
+SHIM_CORE := real log config policy decide identity record creds handshake \
+	fdtab \
 	conn conn_send conn_recv conn_close conn_handshake \
 	fdclass \
 	uring_guard progress \
@@ -39,9 +40,10 @@ SHIM_CORE := real log config policy decide identity record handshake fdtab \
 SHIM_HOOKS := shim hooks_socket hooks_io hooks_poll
 CORE_OBJS := $(SHIM_CORE:%=$(BUILD)/shim/%.o)
 HOOK_OBJS := $(SHIM_HOOKS:%=$(BUILD)/shim/%.o)
-KEYS_SRCS := $(wildcard tools/keys_*.c)
+KEYS_SRCS := $(wildcard tools/keys/*.c)
 KEYS_OBJS := $(KEYS_SRCS:%.c=$(BUILD)/%.o)
-BENCH_SRCS := tools/bench.c tools/bench_report.c tools/bench_netns.c
+BENCH_SRCS := tools/bench/main.c tools/bench/measure.c tools/bench/report.c \
+	tools/bench/netns.c
 BENCH_OBJS := $(BENCH_SRCS:%.c=$(BUILD)/%.o)
 UNIT_SRCS := $(wildcard tests/unit/test_*.c)
 UNIT_BINS := $(UNIT_SRCS:tests/unit/%.c=$(BUILD)/tests/%)
@@ -80,7 +82,7 @@ $(KEYS): $(KEYS_OBJS) $(BUILD)/libtlshim_core.a
 	$(Q)$(CC) -o $@ $(KEYS_OBJS) $(BUILD)/libtlshim_core.a $(LDFLAGS) \
 		$(PKG_LIBS) -ldl -lpthread
 
-$(BENCH_POLICY): $(BUILD)/tools/bench_policy.o $(BUILD)/libtlshim_core.a
+$(BENCH_POLICY): $(BUILD)/tools/bench/policy.o $(BUILD)/libtlshim_core.a
 	@$(if $(Q),echo "  LD      $@")
 	$(Q)$(CC) -o $@ $< $(BUILD)/libtlshim_core.a $(LDFLAGS) $(PKG_LIBS) \
 		-ldl -lpthread
@@ -90,7 +92,7 @@ $(BENCH): $(BENCH_OBJS)
 	$(Q)$(CC) -o $@ $(BENCH_OBJS) $(LDFLAGS) -lpthread -lm
 
 # The enrollment messages live with tlshim-keys; their test links them.
-$(BUILD)/tests/test_message: $(BUILD)/tools/keys_message.o
+$(BUILD)/tests/test_message: $(BUILD)/tools/keys/message.o
 
 $(BUILD)/tests/test_%: $(BUILD)/tests/unit/test_%.o $(BUILD)/libtlshim_core.a
 	@$(if $(Q),echo "  LD      $@")
@@ -159,7 +161,7 @@ FUZZ_SECONDS ?= 60
 FUZZ_BUILD = $(if $(filter build,$(BUILD)),build/fuzz,$(BUILD)/fuzz)
 FUZZ_TARGETS := record policy config enroll identity
 # Sources outside the core library that targets parse with.
-FUZZ_SOURCES := tools/keys_message.c
+FUZZ_SOURCES := tools/keys/message.c
 fuzz:
 	$(Q)tools/deps.sh fuzz
 	$(Q)$(MAKE) --no-print-directory BUILD=$(FUZZ_BUILD) CC=clang OPT="-O1 -g" \

@@ -87,22 +87,4 @@ const char *handshake_suite(struct handshake *hs);
 /* handshake_free(hs): release wolfSSL's state; NULL is a no-op. */
 void handshake_free(struct handshake *hs);
 
-/*
- * handshake_key_matches(crt, crtlen, key, keylen):
- * Does the PEM private key belong to the PEM certificate? Compares the
- * public keys (wolfSSL's own check does not catch a wrong ECC key).
- */
-bool handshake_key_matches(const uint8_t *crt, size_t crtlen,
-    const uint8_t *key, size_t keylen);
-
-/*
- * handshake_uri_of_pem(pem, len, uri, urilen), handshake_uri_of_der(...):
- * The URI SAN of a PEM or DER certificate (shared with tlshim-keys).
- * Returns 0, or -ENOENT when it has none, -EINVAL when not a certificate.
- */
-int handshake_uri_of_pem(const uint8_t *pem, size_t len, char *uri,
-    size_t urilen);
-int handshake_uri_of_der(const uint8_t *der, size_t len, char *uri,
-    size_t urilen);
-
 #endif

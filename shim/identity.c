@@ -5,6 +5,13 @@
 #include <stdio.h>
 #include <string.h>
 
+#include <sodium.h>
+#include <wolfssl/options.h>
+#include <wolfssl/ssl.h>
+#include <wolfssl/openssl/x509v3.h>
+#include <wolfssl/wolfcrypt/asn_public.h>
+#include <wolfssl/wolfcrypt/ecc.h>
+
 #include "identity.h"
 
 /* DER tags this parser meets. */
@@ -249,4 +256,131 @@ identity_format_address(const struct sockaddr *addr, char *out, size_t outlen)
 	inet_ntop(family, bytes, text, sizeof(text));
 	snprintf(out, outlen, family == AF_INET ? "%s:%u" : "[%s]:%u", text,
 	    (unsigned)port);
+}
+
+/* The single URI SAN of a certificate. */
+int
+identity_uri_of_x509(WOLFSSL_X509 *x509, char *uri, size_t urilen)
+{
+	WOLFSSL_STACK *names;
+	int i, n, found = 0;
+
+	names = wolfSSL_X509_get_ext_d2i(x509, NID_subject_alt_name, NULL, NULL);
+	if (names == NULL)
+		return -ENOENT;
+	n = wolfSSL_sk_GENERAL_NAME_num(names);
+	for (i = 0; i < n; i++) {
+		WOLFSSL_GENERAL_NAME *gn = wolfSSL_sk_GENERAL_NAME_value(names, i);
+		const unsigned char *data;
+		int len;
+
+		if (gn == NULL || gn->type != GEN_URI)
+			continue;
+		data = wolfSSL_ASN1_STRING_get0_data(gn->d.uniformResourceIdentifier);
+		len = wolfSSL_ASN1_STRING_length(gn->d.uniformResourceIdentifier);
+		if (data == NULL || len <= 0 || (size_t)len >= urilen ||
+		    memchr(data, '\0', (size_t)len) != NULL) {
+			found = -1;
+			break;
+		}
+		if (found++ == 0) {
+			memcpy(uri, data, (size_t)len);
+			uri[len] = '\0';
+		}
+	}
+	wolfSSL_GENERAL_NAMES_free(names);
+	return found == 1 ? 0 : -ENOENT;
+}
+
+bool
+identity_key_matches(const uint8_t *crt, size_t crtlen, const uint8_t *key,
+    size_t keylen)
+{
+	unsigned char a[1024], b[1024], *der;
+	int alen = sizeof(a), blen = -1, dlen;
+	WOLFSSL_X509 *x509;
+	word32 idx = 0;
+	ecc_key ecc;
+
+	if ((der = sodium_malloc(keylen)) == NULL)
+		return false;
+	dlen = wc_KeyPemToDer(key, (int)keylen, der, (int)keylen, NULL);
+	if (dlen > 0 && wc_ecc_init(&ecc) == 0) {
+		if (wc_EccPrivateKeyDecode(der, &idx, &ecc, (word32)dlen) == 0 &&
+		    (ecc.type != ECC_PRIVATEKEY_ONLY ||
+		    wc_ecc_make_pub(&ecc, NULL) == 0))
+			blen = wc_EccPublicKeyToDer(&ecc, b, sizeof(b), 1);
+		wc_ecc_free(&ecc);
+	}
+	sodium_free(der);
+	if (blen <= 0)
+		return false;
+	x509 = wolfSSL_X509_load_certificate_buffer(crt, (int)crtlen,
+	    WOLFSSL_FILETYPE_PEM);
+	if (x509 == NULL)
+		return false;
+	if (wolfSSL_X509_get_pubkey_buffer(x509, a, &alen) != WOLFSSL_SUCCESS)
+		alen = -1;
+	wolfSSL_X509_free(x509);
+	return alen == blen && sodium_memcmp(a, b, (size_t)alen) == 0;
+}
+
+static int
+uri_of_buffer(const uint8_t *buf, size_t len, int format, char *uri,
+    size_t urilen)
+{
+	WOLFSSL_X509 *x509;
+	int rc;
+
+	x509 = wolfSSL_X509_load_certificate_buffer(buf, (int)len, format);
+	if (x509 == NULL)
+		return -EINVAL;
+	rc = identity_uri_of_x509(x509, uri, urilen);
+	wolfSSL_X509_free(x509);
+	return rc;
+}
+
+int
+identity_uri_of_pem(const uint8_t *pem, size_t len, char *uri, size_t urilen)
+{
+	return uri_of_buffer(pem, len, WOLFSSL_FILETYPE_PEM, uri, urilen);
+}
+
+int
+identity_uri_of_der(const uint8_t *der, size_t len, char *uri, size_t urilen)
+{
+	return uri_of_buffer(der, len, WOLFSSL_FILETYPE_ASN1, uri, urilen);
+}
+
+/* Split "spiffe://CLUSTER/..." at CLUSTER. */
+int
+identity_uri_cluster(const char *uri, char *cluster, size_t len)
+{
+	const char *start, *slash;
+
+	if (strncmp(uri, "spiffe://", 9) != 0)
+		return -1;
+	start = uri + 9;
+	slash = strchr(start, '/');
+	if (slash == NULL || slash == start || (size_t)(slash - start) >= len)
+		return -1;
+	memcpy(cluster, start, (size_t)(slash - start));
+	cluster[slash - start] = '\0';
+	return 0;
+}
+
+/* The JOB of "spiffe://CLUSTER/job/JOB/node/NAME", or "" without one. */
+void
+identity_uri_job(const char *uri, char *job, size_t len)
+{
+	const char *start = strstr(uri + 9, "/job/"), *end;
+
+	job[0] = '\0';
+	if (start == NULL)
+		return;
+	start += 5;
+	if ((end = strchr(start, '/')) != NULL && (size_t)(end - start) < len) {
+		memcpy(job, start, (size_t)(end - start));
+		job[end - start] = '\0';
+	}
 }

@@ -63,4 +63,39 @@ void identity_format_ips(const struct identity_sans *sans, char *out,
 void identity_format_address(const struct sockaddr *addr, char *out,
     size_t outlen);
 
+/*
+ * What tlshim's certificates carry (wolfSSL decodes, these rules decide):
+ * one URI SAN, spiffe://CLUSTER/[job/JOB/]node/NAME for a node,
+ * spiffe://CLUSTER/ca for a CA. Shared by the shim and tlshim-keys.
+ */
+
+struct WOLFSSL_X509;
+
+/* identity_uri_of_x509(x509, uri, urilen): the certificate's single URI
+ * SAN. 0, or -ENOENT without exactly one. */
+int identity_uri_of_x509(struct WOLFSSL_X509 *x509, char *uri, size_t urilen);
+
+/* identity_uri_of_pem(pem, len, uri, urilen), identity_uri_of_der(...):
+ * the same from a PEM or DER certificate; -EINVAL when not one. */
+int identity_uri_of_pem(const uint8_t *pem, size_t len, char *uri,
+    size_t urilen);
+int identity_uri_of_der(const uint8_t *der, size_t len, char *uri,
+    size_t urilen);
+
+/* identity_uri_cluster(uri, cluster, len): the CLUSTER of a spiffe:// URI.
+ * 0 or -1. */
+int identity_uri_cluster(const char *uri, char *cluster, size_t len);
+
+/* identity_uri_job(uri, job, len): the JOB of ".../job/JOB/node/NAME",
+ * or "" when the URI names none. */
+void identity_uri_job(const char *uri, char *job, size_t len);
+
+/*
+ * identity_key_matches(crt, crtlen, key, keylen):
+ * Does the PEM private key belong to the PEM certificate? Compares the
+ * public keys (wolfSSL's own check does not catch a wrong ECC key).
+ */
+bool identity_key_matches(const uint8_t *crt, size_t crtlen,
+    const uint8_t *key, size_t keylen);
+
 #endif

@@ -7,7 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "../../tools/keys_message.h"
+#include "../../tools/keys/message.h"
 
 static struct keys_message first, second, empty;
 static uint8_t again[KEYS_MESSAGE_MAX];

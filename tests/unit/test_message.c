@@ -4,7 +4,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "../../tools/keys_message.h"
+#include "../../tools/keys/message.h"
 
 static struct keys_message a, b;
 static uint8_t buf[KEYS_MESSAGE_MAX];

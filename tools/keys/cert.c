@@ -21,8 +21,7 @@
 #include <wolfssl/openssl/x509v3.h>
 #include <wolfssl/wolfcrypt/asn_public.h>
 
-#include "../shim/handshake.h"
-#include "../shim/identity.h"
+#include "../../shim/identity.h"
 #include "keys.h"
 
 int
@@ -48,7 +47,7 @@ keys_ca_load(const char *dir, struct keys_ca *ca)
 		keys_fail(rc, "%s/ca.crt is not a PEM certificate", dir);
 		goto err1;
 	}
-	if (handshake_uri_of_pem(ca->crt_pem, ca->crt_len, uri, sizeof(uri)) ||
+	if (identity_uri_of_pem(ca->crt_pem, ca->crt_len, uri, sizeof(uri)) ||
 	    sscanf(uri, "spiffe://%127[^/]/ca", ca->cluster) != 1) {
 		keys_fail(rc, "%s/ca.crt is not a tlshim CA (no "
 		    "spiffe://CLUSTER/ca identity)", dir);
@@ -58,7 +57,7 @@ keys_ca_load(const char *dir, struct keys_ca *ca)
 		keys_fail(rc, "%s/ca.key is not a PEM ECDSA private key", dir);
 		goto err1;
 	}
-	if (!handshake_key_matches(ca->crt_pem, ca->crt_len, key, key_len)) {
+	if (!identity_key_matches(ca->crt_pem, ca->crt_len, key, key_len)) {
 		wc_ecc_free(&ca->key);
 		keys_fail(rc, "%s/ca.key does not match %s/ca.crt", dir, dir);
 		goto err1;
@@ -360,7 +359,7 @@ keys_issued_each(const char *ca_dir,
 				item.expired = days < 0 || (days == 0 &&
 				    secs <= 0);
 			cert_der = wolfSSL_X509_get_der(x509, &der_len);
-			if (cert_der == NULL || handshake_uri_of_der(cert_der,
+			if (cert_der == NULL || identity_uri_of_der(cert_der,
 			    (size_t)der_len,
 			    item.uri, sizeof(item.uri)) != 0)
 				item.uri[0] = '\0';

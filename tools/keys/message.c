@@ -7,7 +7,7 @@
 
 #include <sodium.h>
 
-#include "keys_message.h"
+#include "message.h"
 
 #define PROTOCOL "tlshim-enroll/1"
 

@@ -20,7 +20,7 @@
 #include <wolfssl/ssl.h>
 
 #include "keys.h"
-#include "keys_message.h"
+#include "message.h"
 
 struct keys_conn {
 	int fd;

@@ -30,8 +30,8 @@
 
 #include <sodium.h>
 
-#include "../shim/handshake.h"
-#include "keys_tls.h"
+#include "../../shim/identity.h"
+#include "tls.h"
 
 #define DEFAULT_TIMEOUT 10
 #define DEFAULT_CLIENTS 64
@@ -313,7 +313,7 @@ node_identity(struct client *cl, struct keys_conn *c, char *job,
 		return -1;
 	}
 	if ((der = wolfSSL_X509_get_der(x509, &der_len)) == NULL ||
-	    handshake_uri_of_der(der, (size_t)der_len, uri, sizeof(uri)) ||
+	    identity_uri_of_der(der, (size_t)der_len, uri, sizeof(uri)) ||
 	    wolfSSL_X509_get_isCA(x509) ||
 	    identity_split(uri, cl->srv->ca.cluster, job, node)) {
 		refuse(cl, c, "bad-certificate", "the certificate is not a "

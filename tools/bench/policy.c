@@ -10,8 +10,8 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "../shim/config.h"
-#include "../shim/decide.h"
+#include "../../shim/config.h"
+#include "../../shim/decide.h"
 
 #define PEERS 10000
 #define ROUNDS 2000000

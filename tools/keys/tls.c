@@ -15,7 +15,7 @@
 
 #include <sodium.h>
 
-#include "keys_tls.h"
+#include "tls.h"
 
 static const char binding_label[] = "EXPORTER-tlshim enroll";
 

@@ -18,7 +18,7 @@
 #include <wolfssl/ssl.h>
 #include <wolfssl/openssl/x509v3.h>
 
-#include "../shim/handshake.h"
+#include "../../shim/identity.h"
 #include "keys.h"
 
 /* "sha256:<hex>" of the certificate's SubjectPublicKeyInfo (DER). */
@@ -207,7 +207,7 @@ keys_show_main(int argc, char **argv)
 		}
 		snprintf(path, sizeof(path), "%s/node.key", dir);
 		got = keys_read_file(path, true, &key_pem, &key_len);
-		if (got != KEYS_OK || !handshake_key_matches(crt_pem, crt_len,
+		if (got != KEYS_OK || !identity_key_matches(crt_pem, crt_len,
 		    key_pem, key_len)) {
 			printf("%-12s no\n", "key matches");
 			if (got == KEYS_OK)

@@ -33,20 +33,23 @@ struct bench_results {
 	char host[128];
 };
 
-/* Measurement (bench.c). */
+/* Measurement (measure.c). */
+/* bench_split_addr(text, host, hostlen, port): "ADDR:PORT" (IPv6 as
+ * [ADDR]:PORT) into its parts. 0 or -1. */
+int bench_split_addr(const char *text, char *host, size_t hostlen, int *port);
 int bench_listen(const char *addrport);
 int bench_measure(const char *host, int port, int stunnel_port, double seconds,
     struct bench_results *r);
 int bench_ring_rank(int rank, int size, const char *listen, const char *next,
     size_t bytes, double *MBps);
 
-/* Reporting (bench_report.c). */
+/* Reporting (report.c). */
 void bench_print_table(const struct bench_results *r);
 int bench_write_json(const char *path, const struct bench_results *r);
 int bench_write_csv(const char *path, const struct bench_results *r);
 int bench_write_svg(const char *path, const struct bench_results *r);
 
-/* Orchestration on one host (bench_netns.c). */
+/* Orchestration on one host (netns.c). */
 struct bench_options {
 	double seconds;
 	const char *link;

@@ -9,7 +9,7 @@
 
 #include <sodium.h>
 
-#include "../shim/handshake.h"
+#include "../../shim/identity.h"
 #include "keys.h"
 
 static void

@@ -18,7 +18,7 @@
 #include <wolfssl/ssl.h>
 #include <wolfssl/wolfcrypt/asn_public.h>
 
-#include "../shim/handshake.h"
+#include "../../shim/identity.h"
 #include "keys.h"
 
 int
@@ -109,7 +109,7 @@ trusted_ca_read(const char *dir, struct keys_trusted_ca *ca, char *cluster,
 		return KEYS_FILE;
 	n = wc_CertPemToDer(pem, (int)pem_len, ca->der, sizeof(ca->der),
 	    CERT_TYPE);
-	if (n <= 0 || handshake_uri_of_pem(pem, pem_len, uri, sizeof(uri)) != 0 ||
+	if (n <= 0 || identity_uri_of_pem(pem, pem_len, uri, sizeof(uri)) != 0 ||
 	    sscanf(uri, "spiffe://%127[^/]/ca", name) != 1) {
 		free(pem);
 		return keys_fail(KEYS_FILE, "%s is not a tlshim CA", path);

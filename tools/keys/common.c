@@ -12,7 +12,7 @@
 #include <sodium.h>
 
 #include "keys.h"
-#include "keys_message.h"
+#include "message.h"
 
 int
 keys_fail(int code, const char *fmt, ...)
