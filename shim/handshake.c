@@ -45,7 +45,7 @@ struct handshake {
 	uint8_t tls_header[TLS_HEADER_SIZE];
 	size_t tls_header_have;
 	size_t tls_body_left;
-	char cluster_prefix[160];	/* "spiffe://CLUSTER/" */
+	char cluster[IDENTITY_NAME_MAX + 1];	/* ours: the peer's too */
 	char job[128];			/* required of the peer, or "" */
 	struct sockaddr_storage peer_addr;	/* must be in the peer's SANs */
 	char peer[256];
@@ -142,7 +142,7 @@ struct handshake *
 handshake_new(int fd, bool is_client, const struct sockaddr *peer_addr,
     char *err, size_t errlen)
 {
-	char alpn[64], cluster[128], own_job[128];
+	char alpn[64], own_job[128];
 	struct handshake *hs;
 
 	if ((hs = calloc(1, sizeof(*hs))) == NULL) {
@@ -158,12 +158,10 @@ handshake_new(int fd, bool is_client, const struct sockaddr *peer_addr,
 		memcpy(&hs->peer_addr, peer_addr, peer_addr->sa_family == AF_INET ?
 		    sizeof(struct sockaddr_in) : sizeof(struct sockaddr_in6));
 
-	hs->ssl = creds_session_new(is_client, cluster, sizeof(cluster), own_job,
-	    sizeof(own_job), err, errlen);
+	hs->ssl = creds_session_new(is_client, hs->cluster, sizeof(hs->cluster),
+	    own_job, sizeof(own_job), err, errlen);
 	if (hs->ssl == NULL)
 		goto err0;
-	snprintf(hs->cluster_prefix, sizeof(hs->cluster_prefix), "spiffe://%s/",
-	    cluster);
 	/* TLSHIM_JOB overrides; by default a job-scoped node talks only to
 	 * nodes of its own job. */
 	snprintf(hs->job, sizeof(hs->job), "%s", config.job[0] ? config.job :
@@ -240,10 +238,8 @@ handshake_check_address(struct handshake *hs, WOLFSSL_X509 *x509,
 static int
 handshake_check_peer(struct handshake *hs)
 {
+	char uri[256], job[IDENTITY_NAME_MAX + 1], node[IDENTITY_NAME_MAX + 1];
 	WOLFSSL_X509 *x509;
-	const char *prefix = hs->cluster_prefix;
-	char uri[256], expect_job[160];
-	const char *rest;
 	int rc = -EACCES;
 
 	if ((x509 = wolfSSL_get_peer_certificate(hs->ssl)) == NULL) {
@@ -260,21 +256,18 @@ handshake_check_peer(struct handshake *hs)
 		    "peer certificate has no single URI identity");
 		goto out;
 	}
-	if (strncmp(uri, prefix, strlen(prefix)) != 0) {
-		snprintf(hs->error, sizeof(hs->error),
-		    "peer identity %.120s is not in cluster %.100s", uri, prefix);
+	if (identity_node_split(uri, hs->cluster, job, node) != 0) {
+		snprintf(hs->error, sizeof(hs->error), "peer identity %.120s is "
+		    "not in cluster %.100s (a node of it is spiffe://%.100s/"
+		    "[job/JOB/]node/NAME)", uri, hs->cluster, hs->cluster);
 		goto out;
 	}
-	rest = uri + strlen(prefix);
-	if (hs->job[0] != '\0') {
-		snprintf(expect_job, sizeof(expect_job), "job/%s/node/", hs->job);
-		if (strncmp(rest, expect_job, strlen(expect_job)) != 0) {
-			snprintf(hs->error, sizeof(hs->error),
-			    "peer identity %.120s is not in job %.100s%s", uri,
-			    hs->job, config.job[0] ? "" : " (the job of this "
-			    "node's certificate; TLSHIM_JOB overrides)");
-			goto out;
-		}
+	if (hs->job[0] != '\0' && strcmp(job, hs->job) != 0) {
+		snprintf(hs->error, sizeof(hs->error),
+		    "peer identity %.120s is not in job %.100s%s", uri, hs->job,
+		    config.job[0] ? "" : " (the job of this node's certificate; "
+		    "TLSHIM_JOB overrides)");
+		goto out;
 	}
 	if ((rc = handshake_check_address(hs, x509, uri)) != 0)
 		goto out;

@@ -384,3 +384,74 @@ identity_uri_job(const char *uri, char *job, size_t len)
 		job[end - start] = '\0';
 	}
 }
+
+bool
+identity_name_ok(const char *s, size_t len, size_t max)
+{
+	size_t i;
+
+	if (len == 0 || len > max || s[0] == '.' || s[0] == '-')
+		return false;
+	for (i = 0; i < len; i++) {
+		char ch = s[i];
+
+		if (!((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') ||
+		    (ch >= '0' && ch <= '9') || ch == '.' || ch == '_' ||
+		    ch == '-'))
+			return false;
+	}
+	return true;
+}
+
+int
+identity_node_uri(const char *cluster, const char *job, const char *node,
+    char *uri, size_t len)
+{
+	int n;
+
+	if (job != NULL && job[0] != '\0')
+		n = snprintf(uri, len, "spiffe://%s/job/%s/node/%s", cluster,
+		    job, node);
+	else
+		n = snprintf(uri, len, "spiffe://%s/node/%s", cluster, node);
+	return n > 0 && (size_t)n < len ? 0 : -1;
+}
+
+int
+identity_node_split(const char *uri, const char *cluster,
+    char job[IDENTITY_NAME_MAX + 1], char node[IDENTITY_NAME_MAX + 1])
+{
+	char prefix[160];
+	const char *rest;
+	int n = 0;
+
+	snprintf(prefix, sizeof(prefix), "spiffe://%s/", cluster);
+	if (strncmp(uri, prefix, strlen(prefix)) != 0)
+		return -1;
+	rest = uri + strlen(prefix);
+	job[0] = '\0';
+	if (sscanf(rest, "job/%63[^/]/node/%63[^/]%n", job, node, &n) == 2 &&
+	    rest[n] == '\0')
+		return identity_name_ok(job, strlen(job), IDENTITY_NAME_MAX) &&
+		    identity_name_ok(node, strlen(node), IDENTITY_NAME_MAX) ? 0 : -1;
+	job[0] = '\0';
+	n = 0;
+	if (sscanf(rest, "node/%63[^/]%n", node, &n) == 1 && rest[n] == '\0')
+		return identity_name_ok(node, strlen(node), IDENTITY_NAME_MAX) ?
+		    0 : -1;
+	return -1;
+}
+
+int
+identity_ca_cluster(const char *uri, char *cluster, size_t len)
+{
+	char name[IDENTITY_NAME_MAX + 1];
+	int n = 0;
+
+	if (sscanf(uri, "spiffe://%63[^/]/ca%n", name, &n) != 1 ||
+	    uri[n] != '\0' || !identity_name_ok(name, strlen(name),
+	    IDENTITY_NAME_MAX) || strlen(name) >= len)
+		return -1;
+	memcpy(cluster, name, strlen(name) + 1);
+	return 0;
+}

@@ -90,6 +90,29 @@ int identity_uri_cluster(const char *uri, char *cluster, size_t len);
  * or "" when the URI names none. */
 void identity_uri_job(const char *uri, char *job, size_t len);
 
+/* Names (cluster, job, node): 1 to 63 of [A-Za-z0-9._-], not starting
+ * with "." or "-". */
+#define IDENTITY_NAME_MAX 63
+
+/* identity_name_ok(s, len, max): ${s} (${len} bytes) is such a name of at
+ * most ${max} characters. */
+bool identity_name_ok(const char *s, size_t len, size_t max);
+
+/* identity_node_uri(cluster, job, node, uri, len): a node's identity,
+ * spiffe://CLUSTER/[job/JOB/]node/NODE (${job} NULL or "": none).
+ * 0, or -1 when it does not fit. */
+int identity_node_uri(const char *cluster, const char *job, const char *node,
+    char *uri, size_t len);
+
+/* identity_node_split(uri, cluster, job, node): the job ("" for none) and
+ * node of a node identity of ${cluster}. 0, or -1 when ${uri} is not one. */
+int identity_node_split(const char *uri, const char *cluster,
+    char job[IDENTITY_NAME_MAX + 1], char node[IDENTITY_NAME_MAX + 1]);
+
+/* identity_ca_cluster(uri, cluster, len): the CLUSTER of a CA identity,
+ * spiffe://CLUSTER/ca. 0 or -1. */
+int identity_ca_cluster(const char *uri, char *cluster, size_t len);
+
 /*
  * identity_key_matches(crt, crtlen, key, keylen):
  * Does the PEM private key belong to the PEM certificate? Compares the

@@ -110,7 +110,7 @@ trusted_ca_read(const char *dir, struct keys_trusted_ca *ca, char *cluster,
 	n = wc_CertPemToDer(pem, (int)pem_len, ca->der, sizeof(ca->der),
 	    CERT_TYPE);
 	if (n <= 0 || identity_uri_of_pem(pem, pem_len, uri, sizeof(uri)) != 0 ||
-	    sscanf(uri, "spiffe://%127[^/]/ca", name) != 1) {
+	    identity_ca_cluster(uri, name, sizeof(name)) != 0) {
 		free(pem);
 		return keys_fail(KEYS_FILE, "%s is not a tlshim CA", path);
 	}

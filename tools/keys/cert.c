@@ -48,7 +48,7 @@ keys_ca_load(const char *dir, struct keys_ca *ca)
 		goto err1;
 	}
 	if (identity_uri_of_pem(ca->crt_pem, ca->crt_len, uri, sizeof(uri)) ||
-	    sscanf(uri, "spiffe://%127[^/]/ca", ca->cluster) != 1) {
+	    identity_ca_cluster(uri, ca->cluster, sizeof(ca->cluster)) != 0) {
 		keys_fail(rc, "%s/ca.crt is not a tlshim CA (no "
 		    "spiffe://CLUSTER/ca identity)", dir);
 		goto err1;
@@ -110,20 +110,6 @@ keys_pin_of_der(const uint8_t *der, size_t len, char pin[KEYS_PIN_SIZE])
 	}
 	wolfSSL_X509_free(x509);
 	return rc;
-}
-
-int
-keys_identity(const char *cluster, const char *job, const char *node,
-    char *uri, size_t len)
-{
-	int n;
-
-	if (job != NULL && job[0] != '\0')
-		n = snprintf(uri, len, "spiffe://%s/job/%s/node/%s", cluster,
-		    job, node);
-	else
-		n = snprintf(uri, len, "spiffe://%s/node/%s", cluster, node);
-	return n > 0 && (size_t)n < len ? 0 : -1;
 }
 
 /* subjectAltName entries, as DER GeneralName items. */
@@ -242,7 +228,7 @@ keys_cert_make(struct keys_ca *ca, ecc_key *node_key,
 	char uri[512];
 	int n;
 
-	if (keys_identity(ca->cluster, req->job, req->node, uri, sizeof(uri)) ||
+	if (identity_node_uri(ca->cluster, req->job, req->node, uri, sizeof(uri)) ||
 	    san_add(&san, 0x86, uri, strlen(uri)) ||
 	    list_each(req->ips, san_add_ip, &san) ||
 	    list_each(req->dns, san_add_dns, &san))

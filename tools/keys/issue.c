@@ -126,7 +126,7 @@ keys_issue_main(int argc, char **argv)
 
 		rc = keys_write_files(out_dir, names, data, lens, modes, 3, force);
 	}
-	(void)keys_identity(ca.cluster, job, node, uri, sizeof(uri));
+	(void)identity_node_uri(ca.cluster, job, node, uri, sizeof(uri));
 	if (rc == KEYS_OK)
 		printf("issued %s to %s (valid %d days)\n", uri, out_dir, days);
 err2:

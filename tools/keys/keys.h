@@ -138,11 +138,6 @@ void keys_ca_free(struct keys_ca *ca);
  * certificate's SubjectPublicKeyInfo. 0 or -1. */
 int keys_pin_of_der(const uint8_t *der, size_t len, char pin[KEYS_PIN_SIZE]);
 
-/* keys_identity(cluster, job, node, uri, len): the node's identity URI,
- * spiffe://CLUSTER/[job/JOB/]node/NODE. 0 or -1 when too long. */
-int keys_identity(const char *cluster, const char *job, const char *node,
-    char *uri, size_t len);
-
 /* What a certificate is issued for; the CA decides every field. */
 struct keys_request {
 	const char *node;

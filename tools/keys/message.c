@@ -7,6 +7,7 @@
 
 #include <sodium.h>
 
+#include "../../shim/identity.h"
 #include "message.h"
 
 #define PROTOCOL "tlshim-enroll/1"
@@ -45,19 +46,7 @@ static const unsigned allowed[] = {
 bool
 keys_message_name_ok(const char *s, size_t len, size_t max)
 {
-	size_t i;
-
-	if (len == 0 || len > max || s[0] == '.' || s[0] == '-')
-		return false;
-	for (i = 0; i < len; i++) {
-		char ch = s[i];
-
-		if (!((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') ||
-		    (ch >= '0' && ch <= '9') || ch == '.' || ch == '_' ||
-		    ch == '-'))
-			return false;
-	}
-	return true;
+	return identity_name_ok(s, len, max);
 }
 
 static bool

@@ -256,30 +256,6 @@ name_held_by_other(const struct keys_issued *item, void *arg)
 	return 1;
 }
 
-/* spiffe://CLUSTER/[job/JOB/]node/NODE of our cluster, split. */
-static int
-identity_split(const char *uri, const char *cluster, char job[64],
-    char node[64])
-{
-	char prefix[160];
-	const char *rest;
-	int n = 0;
-
-	snprintf(prefix, sizeof(prefix), "spiffe://%s/", cluster);
-	if (strncmp(uri, prefix, strlen(prefix)) != 0)
-		return -1;
-	rest = uri + strlen(prefix);
-	job[0] = '\0';
-	if (sscanf(rest, "job/%63[^/]/node/%63[^/]%n", job, node, &n) == 2 &&
-	    rest[n] == '\0')
-		return keys_name_ok(job) && keys_name_ok(node) ? 0 : -1;
-	job[0] = '\0';
-	n = 0;
-	if (sscanf(rest, "node/%63[^/]%n", node, &n) == 1 && rest[n] == '\0')
-		return keys_name_ok(node) ? 0 : -1;
-	return -1;
-}
-
 /* Revoked by this CA or by a trusted one (a node of the old CA during a
  * rollover). */
 static bool
@@ -315,7 +291,7 @@ node_identity(struct client *cl, struct keys_conn *c, char *job,
 	if ((der = wolfSSL_X509_get_der(x509, &der_len)) == NULL ||
 	    identity_uri_of_der(der, (size_t)der_len, uri, sizeof(uri)) ||
 	    wolfSSL_X509_get_isCA(x509) ||
-	    identity_split(uri, cl->srv->ca.cluster, job, node)) {
+	    identity_node_split(uri, cl->srv->ca.cluster, job, node)) {
 		refuse(cl, c, "bad-certificate", "the certificate is not a "
 		    "node certificate of cluster %s", cl->srv->ca.cluster);
 	} else if (wolfSSL_X509_get_serial_number(x509, serial, &serial_len) !=
@@ -369,7 +345,7 @@ issue_and_answer(struct client *cl, ecc_key *key,
 	}
 	kr = (struct keys_request){ .node = node, .job = job[0] ? job : NULL,
 	    .ips = ips[0] ? ips : NULL, .seconds = srv->validity };
-	(void)keys_identity(srv->ca.cluster, kr.job, node, uri, urilen);
+	(void)identity_node_uri(srv->ca.cluster, kr.job, node, uri, urilen);
 	memset(resp, 0, sizeof(*resp));
 	resp->cert_len = sizeof(resp->cert);
 	if (wc_InitRng(&rng) != 0)
@@ -394,7 +370,7 @@ answer_crl(struct client *cl, struct keys_conn *c, struct keys_message *resp)
 		return;
 	memset(resp, 0, sizeof(*resp));
 	answer_ca_and_crl(srv, resp);
-	(void)keys_identity(srv->ca.cluster, job, node, uri, sizeof(uri));
+	(void)identity_node_uri(srv->ca.cluster, job, node, uri, sizeof(uri));
 	if (keys_tls_send(c, resp) == 0)
 		serve_log(cl->peer, "sent %s to %s", resp->crl_len ? "the CRL" :
 		    "the CA (no CRL yet)", uri);
@@ -482,7 +458,7 @@ handle(struct client *cl)
 			goto out_key;
 		}
 		snprintf(job, sizeof(job), "%s", claim.job);
-		(void)keys_identity(srv->ca.cluster, job, node, uri, sizeof(uri));
+		(void)identity_node_uri(srv->ca.cluster, job, node, uri, sizeof(uri));
 		/* A token that lists its node names is the CA's choice of
 		 * identities (a replaced pod may enroll its name again);
 		 * otherwise a live name belongs to the key that holds it. */
