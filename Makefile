@@ -36,7 +36,7 @@ SHIM_CORE := real log config policy decide identity record creds handshake \
 	conn conn_send conn_recv conn_close conn_handshake \
 	fdclass \
 	uring_guard progress \
-	readiness epoll
+	readiness epollset
 SHIM_HOOKS := shim hooks_socket hooks_io hooks_poll
 CORE_OBJS := $(SHIM_CORE:%=$(BUILD)/shim/%.o)
 HOOK_OBJS := $(SHIM_HOOKS:%=$(BUILD)/shim/%.o)

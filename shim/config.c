@@ -205,15 +205,15 @@ void
 config_init(void)
 {
 	const char *level = getenv("TLSHIM_LOG");
-	enum log_level threshold = LOG_WARN;
+	enum log_level threshold = LOG_LEVEL_WARN;
 
 	if (level != NULL) {
 		if (strcmp(level, "error") == 0)
-			threshold = LOG_ERROR;
+			threshold = LOG_LEVEL_ERROR;
 		else if (strcmp(level, "info") == 0)
-			threshold = LOG_INFO;
+			threshold = LOG_LEVEL_INFO;
 		else if (strcmp(level, "debug") == 0)
-			threshold = LOG_DEBUG;
+			threshold = LOG_LEVEL_DEBUG;
 	}
 	config_load(&config, process_getenv);
 	if (!config.enabled)
@@ -221,13 +221,13 @@ config_init(void)
 	log_open(threshold, getenv("TLSHIM_LOG_FILE"));
 	if (level != NULL && strcmp(level, "error") && strcmp(level, "warn") &&
 	    strcmp(level, "info") && strcmp(level, "debug"))
-		log_msg(LOG_WARN, "TLSHIM_LOG=\"%s\" is not error, warn, info or "
+		log_msg(LOG_LEVEL_WARN, "TLSHIM_LOG=\"%s\" is not error, warn, info or "
 		    "debug; using warn", level);
 	if (config.error[0] != '\0')
-		log_msg(LOG_ERROR, "invalid configuration: %s; every connection "
+		log_msg(LOG_LEVEL_ERROR, "invalid configuration: %s; every connection "
 		    "that would be protected will fail", config.error);
 	else if (config.trust_nat.count > 0)
-		log_msg(LOG_WARN, "TLSHIM_TRUST_NAT=%s: peers at these addresses "
+		log_msg(LOG_LEVEL_WARN, "TLSHIM_TRUST_NAT=%s: peers at these addresses "
 		    "are accepted without their address in their certificate",
 		    getenv("TLSHIM_TRUST_NAT"));
 }

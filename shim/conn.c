@@ -78,17 +78,19 @@ conn_alloc(int fd)
 }
 
 struct conn *
-conn_new(int fd, bool is_client, bool connecting, bool app_nonblocking)
+conn_new(int fd, unsigned int flags)
 {
 	struct conn *c;
+
 	if ((c = conn_alloc(fd)) == NULL)
 		return NULL;
-	c->is_client = is_client;
-	atomic_store(&c->app_nonblocking, app_nonblocking);
-	c->state = connecting ? CONN_CONNECTING : CONN_HANDSHAKING;
-	c->deadline_ms = connecting ? INT64_MAX :
+	c->is_client = (flags & CONN_NEW_CLIENT) != 0;
+	atomic_store(&c->app_nonblocking, (flags & CONN_NEW_NONBLOCKING) != 0);
+	c->state = (flags & CONN_NEW_CONNECTING) ? CONN_CONNECTING :
+	    CONN_HANDSHAKING;
+	c->deadline_ms = (flags & CONN_NEW_CONNECTING) ? INT64_MAX :
 	    c->started_ms + config.handshake_timeout_ms;
-	if (is_client) {
+	if (c->is_client) {
 		int on = 0;
 		socklen_t len = sizeof(on);
 
@@ -102,19 +104,6 @@ conn_new(int fd, bool is_client, bool connecting, bool app_nonblocking)
 			    TCP_NODELAY, &on, sizeof(on)) == 0;
 		}
 	}
-	return c;
-}
-
-struct conn *
-conn_new_failed(int fd, int err)
-{
-	struct conn *c;
-
-	if ((c = conn_alloc(fd)) == NULL)
-		return NULL;
-	c->state = CONN_FAILED;
-	c->error = err;
-	c->so_error = err;
 	return c;
 }
 
@@ -318,20 +307,18 @@ conn_settled(struct conn *c)
 }
 
 int
-conn_take_so_error(struct conn *c, int *err)
+conn_take_so_error(struct conn *c)
 {
-	int rc = 0;
+	int err;
 
 	pthread_mutex_lock(&c->lock);
 	if (c->so_error != 0) {
-		*err = c->so_error;
+		err = c->so_error;
 		c->so_error = 0;
 		c->error_reported = true;
-		rc = 1;
 	} else if (c->state == CONN_FAILED && !c->error_reported) {
-		*err = c->error;
+		err = c->error;
 		c->error_reported = true;
-		rc = 1;
 	} else if (c->state == CONN_CONNECTING) {
 		int kerr = 0;
 		socklen_t len = sizeof(kerr);
@@ -342,14 +329,12 @@ conn_take_so_error(struct conn *c, int *err)
 			conn_fail_locked(c, kerr);
 			c->error_reported = true;
 		}
-		*err = kerr;
-		rc = 1;
+		err = kerr;
 	} else {
-		*err = 0;
-		rc = 1;
+		err = 0;
 	}
 	pthread_mutex_unlock(&c->lock);
-	return rc;
+	return err;
 }
 
 void

@@ -32,17 +32,18 @@ enum conn_state {
 
 struct conn;
 
-/*
- * conn_new(fd, is_client, connecting, app_nonblocking):
- * A connection on socket ${fd}, in CONNECTING (TCP still in progress) or
- * HANDSHAKING. Sets the kernel socket non-blocking. One reference.
- */
-struct conn *conn_new(int fd, bool is_client, bool connecting,
-    bool app_nonblocking);
+/* conn_new's flags. */
+#define CONN_NEW_CLIENT 0x1	/* this end called connect(): the TLS client */
+#define CONN_NEW_CONNECTING 0x2	/* TCP connect still in progress */
+#define CONN_NEW_NONBLOCKING 0x4 /* the application's socket is non-blocking */
 
-/* conn_new_failed(fd, err, reason): a connection that fails closed from the
- * start (bad configuration); every use returns -${err}. */
-struct conn *conn_new_failed(int fd, int err);
+/*
+ * conn_new(fd, flags):
+ * A connection on socket ${fd}, in CONNECTING (CONN_NEW_CONNECTING) or
+ * HANDSHAKING. The kernel socket keeps the application's blocking mode;
+ * the shim only remembers it. One reference.
+ */
+struct conn *conn_new(int fd, unsigned int flags);
 
 void conn_ref(struct conn *c);
 /* conn_unref(c): drop a reference; the last one frees (NULL is a no-op). */
@@ -97,9 +98,9 @@ short conn_poll(struct conn *c, short events, short *kernel_events,
  * the socket means what it says (not during connect or handshake). */
 bool conn_settled(struct conn *c);
 
-/* conn_take_so_error(c, err): SO_ERROR as the kernel would report it
- * (reading clears it). Returns 1 when set ${err}, 0 to ask the kernel. */
-int conn_take_so_error(struct conn *c, int *err);
+/* conn_take_so_error(c): SO_ERROR as the kernel would report it (reading
+ * clears it). */
+int conn_take_so_error(struct conn *c);
 
 /* Application-visible socket settings the shim emulates. */
 void conn_set_nonblocking(struct conn *c, bool on);

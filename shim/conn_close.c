@@ -10,7 +10,7 @@
 static void
 log_closed(struct conn *c)
 {
-	log_msg(LOG_INFO, "fd %d: closed, peer %s at %s, sent %llu bytes, "
+	log_msg(LOG_LEVEL_INFO, "fd %d: closed, peer %s at %s, sent %llu bytes, "
 	    "received %llu bytes", c->fd, c->peer[0] ? c->peer : "(none)",
 	    c->peer_at[0] ? c->peer_at : "?",
 	    (unsigned long long)c->bytes_out, (unsigned long long)c->bytes_in);
@@ -103,7 +103,7 @@ conn_close(struct conn *c)
 		 * progress thread finish what the application asked. */
 		dupfd = real.fcntl(c->fd, F_DUPFD_CLOEXEC, 0);
 		if (dupfd < 0) {
-			log_msg(LOG_WARN, "fd %d: closed before its data could be "
+			log_msg(LOG_LEVEL_WARN, "fd %d: closed before its data could be "
 			    "sent (no descriptor left to finish it)", c->fd);
 			background = false;
 			c->fd = -1;
@@ -155,7 +155,7 @@ conn_close_at_exit(struct conn *c)
 	/* What the kernel did not take yet, the progress thread sends while
 	 * the exit waits for it (progress_drain). */
 	if (go && atomic_load(&c->pending_len) > 0 && conn_background(c) != 0)
-		log_msg(LOG_WARN, "fd %d: exiting with data not yet sent", c->fd);
+		log_msg(LOG_LEVEL_WARN, "fd %d: exiting with data not yet sent", c->fd);
 }
 
 bool

@@ -36,7 +36,7 @@ conn_establish_locked(struct conn *c, int64_t now)
 	enum rec_cipher cipher;
 
 	if (handshake_export(c->hs, &cipher, tx_secret, rx_secret) != 0) {
-		log_msg(LOG_ERROR, "fd %d: %s", c->fd, handshake_error(c->hs));
+		log_msg(LOG_LEVEL_ERROR, "fd %d: %s", c->fd, handshake_error(c->hs));
 		conn_fail_locked(c, c->is_client ? ECONNREFUSED : ECONNRESET);
 		return;
 	}
@@ -46,13 +46,13 @@ conn_establish_locked(struct conn *c, int64_t now)
 	sodium_memzero(rx_secret, sizeof(rx_secret));
 	if (c->tx == NULL || c->rx == NULL || conn_take_handshake_tail(c) != 0 ||
 	    conn_seal_queue_locked(c) != 0) {
-		log_msg_limited(LOG_ERROR, "fd %d: out of memory keying the connection",
+		log_msg_limited(LOG_LEVEL_ERROR, "fd %d: out of memory keying the connection",
 		    c->fd);
 		conn_fail_locked(c, ENOMEM);
 		return;
 	}
 	snprintf(c->peer, sizeof(c->peer), "%s", handshake_peer(c->hs));
-	log_msg(LOG_INFO, "fd %d: protected as %s, peer %s at %s, %s, data %s, "
+	log_msg(LOG_LEVEL_INFO, "fd %d: protected as %s, peer %s at %s, %s, data %s, "
 	    "handshake %lld ms", c->fd, conn_role(c), c->peer, c->peer_at,
 	    handshake_suite(c->hs), cipher == REC_AES256GCM ?
 	    "AES-256-GCM" : "ChaCha20-Poly1305",
@@ -113,7 +113,7 @@ conn_start_handshake_locked(struct conn *c, int64_t now)
 	char err[256];
 
 	if (config.error[0] != '\0') {
-		log_msg_limited(LOG_ERROR, "fd %d: refusing to connect in plaintext: "
+		log_msg_limited(LOG_LEVEL_ERROR, "fd %d: refusing to connect in plaintext: "
 		    "invalid configuration: %s", c->fd, config.error);
 		conn_fail_locked(c, c->is_client ? ECONNREFUSED : ECONNRESET);
 		return;
@@ -124,7 +124,7 @@ conn_start_handshake_locked(struct conn *c, int64_t now)
 	    sizeof(c->peer_at));
 	if ((c->hs = handshake_new(c->fd, c->is_client,
 	    (struct sockaddr *)&peer_addr, err, sizeof(err))) == NULL) {
-		log_msg_limited(LOG_ERROR, "fd %d: cannot protect the connection, so it "
+		log_msg_limited(LOG_LEVEL_ERROR, "fd %d: cannot protect the connection, so it "
 		    "is refused: %s", c->fd, err);
 		conn_fail_locked(c, c->is_client ? ECONNREFUSED : ECONNRESET);
 		return;
@@ -160,7 +160,7 @@ conn_handshake_locked(struct conn *c, short revents, int64_t now)
 		if (real.getsockopt(c->fd, SOL_SOCKET, SO_ERROR, &err, &len) != 0)
 			err = errno;
 		if (err != 0) {
-			log_msg(LOG_INFO, "fd %d: connect failed: %s", c->fd,
+			log_msg(LOG_LEVEL_INFO, "fd %d: connect failed: %s", c->fd,
 			    strerror(err));
 			c->so_error = err;
 			conn_fail_locked(c, err);
@@ -179,7 +179,7 @@ conn_handshake_locked(struct conn *c, short revents, int64_t now)
 	rc = handshake_step(c->hs);
 	if (rc == -EAGAIN) {
 		if (now >= c->deadline_ms) {
-			log_msg_limited(LOG_ERROR, "fd %d: TLS handshake as %s with %s "
+			log_msg_limited(LOG_LEVEL_ERROR, "fd %d: TLS handshake as %s with %s "
 			    "timed out after %d s (peer stalled or not running "
 			    "tlshim)%s", c->fd, conn_role(c), c->peer_at,
 			    config.handshake_timeout_ms / 1000, scope_hint(c));
@@ -188,7 +188,7 @@ conn_handshake_locked(struct conn *c, short revents, int64_t now)
 		return;
 	}
 	if (rc != 0) {
-		log_msg_limited(LOG_ERROR, "fd %d: connection refused as %s "
+		log_msg_limited(LOG_LEVEL_ERROR, "fd %d: connection refused as %s "
 		    "(%s %s): %s%s", c->fd, conn_role(c), c->is_client ? "to" : "from",
 		    c->peer_at, handshake_error(c->hs),
 		    strstr(handshake_error(c->hs), "running tlshim") != NULL ?
@@ -254,7 +254,7 @@ conn_progress_step(struct conn *c, short revents, int64_t now,
 	if (rc != 0 && rc != -EAGAIN) {
 		conn_fail_locked(c, -rc);
 	} else if (rc == -EAGAIN && app_closed && now >= c->drain_deadline_ms) {
-		log_msg(LOG_WARN, "fd %d: gave up sending to %s %d s after close",
+		log_msg(LOG_LEVEL_WARN, "fd %d: gave up sending to %s %d s after close",
 		    c->fd, c->peer, CLOSE_DRAIN_MS / 1000);
 		conn_fail_locked(c, ETIMEDOUT);
 	}

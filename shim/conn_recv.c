@@ -78,7 +78,7 @@ conn_open_record(struct conn *c, uint8_t *direct, size_t direct_len)
 	    direct : c->rx_buf;
 	n = rec_open(c->rx, c->rx_record_header, c->rx_buf, body_len, out);
 	if (n < 0) {
-		log_msg_limited(LOG_ERROR, "fd %d: record from %s failed authentication "
+		log_msg_limited(LOG_LEVEL_ERROR, "fd %d: record from %s failed authentication "
 		    "(tampered, replayed or corrupted); connection closed", c->fd,
 		    c->peer);
 		return conn_rx_fail(c, ECONNRESET);
@@ -89,7 +89,7 @@ conn_open_record(struct conn *c, uint8_t *direct, size_t direct_len)
 		return 0;
 	}
 	if (type == REC_REKEY) {
-		log_msg(LOG_DEBUG, "fd %d: peer moved to receive key epoch %llu",
+		log_msg(LOG_LEVEL_DEBUG, "fd %d: peer moved to receive key epoch %llu",
 		    c->fd, (unsigned long long)rec_keys_epoch(c->rx));
 		return 0;
 	}
@@ -133,12 +133,12 @@ conn_read_record(struct conn *c, bool block)
 		if (c->rx_header[0] == 0x15) {
 			/* A TLS alert where a record should be: the peer's
 			 * TLS stack rejected the handshake we finished. */
-			log_msg_limited(LOG_ERROR, "fd %d: peer %s rejected this node's "
+			log_msg_limited(LOG_LEVEL_ERROR, "fd %d: peer %s rejected this node's "
 			    "certificate (TLS alert)", c->fd, c->peer);
 			return conn_rx_fail(c, ECONNREFUSED);
 		}
 		if (rec_header_parse(c->rx_header, &type, &body_len) != 0) {
-			log_msg_limited(LOG_ERROR, "fd %d: malformed record header from %s; "
+			log_msg_limited(LOG_LEVEL_ERROR, "fd %d: malformed record header from %s; "
 			    "connection closed", c->fd, c->peer);
 			return conn_rx_fail(c, ECONNRESET);
 		}
@@ -182,7 +182,7 @@ eof:
 		return conn_rx_fail(c, (int)n);	/* we closed it ourselves */
 	/* TCP closed without an authenticated close record: the stream may
 	 * have been cut short by anyone on the path. */
-	log_msg_limited(LOG_ERROR, "fd %d: connection from %s ended without a close "
+	log_msg_limited(LOG_LEVEL_ERROR, "fd %d: connection from %s ended without a close "
 	    "record (truncated)", c->fd, c->peer[0] ? c->peer : "peer");
 	return conn_rx_fail(c, ECONNRESET);
 }
@@ -198,7 +198,7 @@ conn_recv(struct conn *c, const struct iovec *iov, int iovcnt, int flags)
 	int rc;
 
 	if (!conn_owned(c)) {
-		log_msg(LOG_WARN, "fd %d: a forked child cannot use its parent's "
+		log_msg(LOG_LEVEL_WARN, "fd %d: a forked child cannot use its parent's "
 		    "protected connection", c->fd);
 		return -ECONNRESET;
 	}

@@ -292,7 +292,7 @@ conn_send(struct conn *c, const struct iovec *iov, int iovcnt, int flags)
 	int rc;
 
 	if (!conn_owned(c)) {
-		log_msg(LOG_WARN, "fd %d: a forked child cannot use its parent's "
+		log_msg(LOG_LEVEL_WARN, "fd %d: a forked child cannot use its parent's "
 		    "protected connection", c->fd);
 		return -ECONNRESET;
 	}

@@ -321,7 +321,7 @@ creds_load_crl(struct creds *c, char *err, size_t errlen)
 		wolfSSL_CTX_DisableCRL(c->server);
 	}
 	if (skipped > 0)
-		log_msg(LOG_DEBUG, "%s: %zu CRL(s) of CAs not in ca.crt left aside", path,
+		log_msg(LOG_LEVEL_DEBUG, "%s: %zu CRL(s) of CAs not in ca.crt left aside", path,
 		    skipped);
 out:
 	sodium_free(crl);
@@ -415,7 +415,7 @@ creds_session_new(bool is_client, char *cluster, size_t clusterlen,
 		if (creds_loaded != NULL) {
 			memcpy(creds_loaded->files, st, sizeof(st));
 			if (reload)
-				log_msg(LOG_INFO, "credentials in %s changed: new "
+				log_msg(LOG_LEVEL_INFO, "credentials in %s changed: new "
 				    "connections use them", config.dir);
 		}
 	}

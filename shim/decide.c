@@ -62,7 +62,7 @@ resolve_setting(struct policy_rules *rules, const char *setting, char *why,
 				added++;
 		decide_lookup_free(res);
 		n->resolved = true;
-		log_msg(LOG_DEBUG, "%s: %s is %d address%s", setting, n->name,
+		log_msg(LOG_LEVEL_DEBUG, "%s: %s is %d address%s", setting, n->name,
 		    added, added == 1 ? "" : "es");
 	}
 	shim_internal_thread = was_internal;
@@ -80,7 +80,7 @@ describe(void)
 		    "rule%s", config.exclude.count,
 		    config.exclude.count == 1 ? "" : "s");
 	if (config.peers_set)
-		log_msg(LOG_INFO, "policy: connections to the %d address%s of "
+		log_msg(LOG_LEVEL_INFO, "policy: connections to the %d address%s of "
 		    "TLSHIM_PEERS are protected%s; connections to anything else "
 		    "are left as the program makes them; incoming connections "
 		    "are protected on %s%s; loopback is %s",
@@ -89,12 +89,12 @@ describe(void)
 		    "addresses" : "every port", excluded,
 		    config.loopback ? "protected" : "left alone");
 	else if (config.include.count > 0)
-		log_msg(LOG_INFO, "policy: connections whose server matches one "
+		log_msg(LOG_LEVEL_INFO, "policy: connections whose server matches one "
 		    "of %d TLSHIM_INCLUDE rule%s are protected%s; the rest are "
 		    "left alone", config.include.count,
 		    config.include.count == 1 ? "" : "s", excluded);
 	else
-		log_msg(LOG_INFO, "policy: every TCP connection%s is protected%s; "
+		log_msg(LOG_LEVEL_INFO, "policy: every TCP connection%s is protected%s; "
 		    "a service without tlshim cannot be reached (TLSHIM_PEERS "
 		    "limits protection to the job's nodes)", config.loopback ?
 		    "" : " but loopback", excluded);
@@ -125,7 +125,7 @@ decide_ready(void)
 			if (resolve_setting(lists[i], settings[i], why,
 			    sizeof(why)) > 0 && config.error[0] == '\0') {
 				snprintf(config.error, sizeof(config.error), "%s", why);
-				log_msg(LOG_ERROR, "invalid configuration: %s; every "
+				log_msg(LOG_LEVEL_ERROR, "invalid configuration: %s; every "
 				    "connection that would be protected will fail",
 				    config.error);
 			}
@@ -134,10 +134,10 @@ decide_ready(void)
 		    "TLSHIM_PEERS", why, sizeof(why));
 		peers_retry_at_ms = monotime_ms() + PEERS_RETRY_MS;
 		pthread_rwlock_unlock(&peers_lock);
-		if (log_enabled(LOG_INFO))
+		if (log_enabled(LOG_LEVEL_INFO))
 			describe();
 		if (pending > 0)
-			log_msg(LOG_WARN, "%s%s: until %s, connections to "
+			log_msg(LOG_LEVEL_WARN, "%s%s: until %s, connections to "
 			    "addresses that are no known peer are protected",
 			    why, pending > 1 ? ", and more names" : "",
 			    pending > 1 ? "they resolve" : "it resolves");
@@ -166,7 +166,7 @@ peers_match(const struct sockaddr *server, bool *pending)
 		    why, sizeof(why));
 		peers_retry_at_ms = monotime_ms() + PEERS_RETRY_MS;
 		if (peers_pending == 0)
-			log_msg(LOG_INFO, "TLSHIM_PEERS: every name resolves now "
+			log_msg(LOG_LEVEL_INFO, "TLSHIM_PEERS: every name resolves now "
 			    "(%d addresses)", config.peers.count);
 	}
 	yes = policy_match(&config.peers, server);

@@ -110,7 +110,7 @@ fdclass_unkeyed(int fd)
 	if (was != FDCLASS_UNKEYED) {
 		identity_format_address((struct sockaddr *)&peer, where,
 		    sizeof(where));
-		log_msg_limited(LOG_ERROR, "fd %d: the connection with %s must be "
+		log_msg_limited(LOG_LEVEL_ERROR, "fd %d: the connection with %s must be "
 		    "protected, but this process did not key it (inherited "
 		    "across exec, or received from another process): its I/O "
 		    "fails rather than go out in plaintext", fd, where);

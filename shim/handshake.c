@@ -7,6 +7,7 @@
 
 #include <wolfssl/options.h>
 #include <wolfssl/ssl.h>
+#include <wolfssl/error-ssl.h>
 
 #include <sodium.h>
 
@@ -222,7 +223,7 @@ handshake_check_address(struct handshake *hs, WOLFSSL_X509 *x509,
 		return 0;
 	identity_format_ips(&sans, ips, sizeof(ips));
 	if (decide_nat_trusted(addr)) {
-		log_msg(LOG_INFO, "peer %s at %s: its certificate's addresses "
+		log_msg(LOG_LEVEL_INFO, "peer %s at %s: its certificate's addresses "
 		    "(%s) do not include it; accepted (TLSHIM_TRUST_NAT)", uri,
 		    where, ips);
 		return 0;
@@ -278,6 +279,15 @@ out:
 	return rc;
 }
 
+/* What wolfSSL reports when the other end is no TLS 1.3 peer at all: it
+ * closed (a peer without the shim reads our ClientHello as garbage),
+ * sent bytes that are no TLS record, or nothing it could parse. */
+static bool
+peer_speaks_no_tls(int err)
+{
+	return err == SOCKET_ERROR_E || err == DECRYPT_ERROR || err == WANT_READ;
+}
+
 int
 handshake_step(struct handshake *hs)
 {
@@ -310,8 +320,8 @@ handshake_step(struct handshake *hs)
 			wolfSSL_ERR_error_string_n((unsigned long)err, detail,
 		    sizeof(detail));
 		snprintf(hs->error, sizeof(hs->error), "TLS handshake failed: %s "
-		    "(%d)%s", detail, err, err == -308 || err == -312 ||
-		    err == -323 ? "; is the peer running tlshim?" :
+		    "(%d)%s", detail, err, peer_speaks_no_tls(err) ?
+		    "; is the peer running tlshim?" :
 		    err == CRL_CERT_REVOKED ? "; the peer's certificate is "
 		    "revoked (crl.pem)" : err == CRL_CERT_DATE_ERR ? "; crl.pem "
 		    "is out of date: write a new one (tlshim-keys revoke)" :

@@ -218,10 +218,14 @@ readv(int fd, const struct iovec *iov, int iovcnt)
  * the batch, and recvmmsg's timeout is not applied (the kernel documents
  * it as unreliable).
  */
+enum mmsg_direction { MMSG_SEND, MMSG_RECEIVE };
+
 static int
 mmsg_each(int fd, struct mmsghdr *msgs, unsigned int n, int flags,
-    bool receiving)
+    enum mmsg_direction direction)
 {
+	bool receiving = direction == MMSG_RECEIVE;
+
 	unsigned int i;
 
 	for (i = 0; i < n; i++) {
@@ -259,7 +263,7 @@ sendmmsg(int fd, struct mmsghdr *msgs, unsigned int n, int flags)
 {
 	if (!fdtab_has(fd))
 		PASS_OR_REFUSE(fd, REAL(sendmmsg)(fd, msgs, n, flags));
-	return mmsg_each(fd, msgs, n, flags, false);
+	return mmsg_each(fd, msgs, n, flags, MMSG_SEND);
 }
 
 EXPORT int
@@ -278,7 +282,7 @@ recvmmsg(int fd, struct mmsghdr *msgs, unsigned int n, int flags,
 			forget_received_fds(&msgs[i].msg_hdr);
 		return got;
 	}
-	return mmsg_each(fd, msgs, n, flags, true);
+	return mmsg_each(fd, msgs, n, flags, MMSG_RECEIVE);
 }
 
 /* Fortified variants: libc's own check (and abort on overflow, the

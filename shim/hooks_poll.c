@@ -11,7 +11,7 @@
 #include <string.h>
 #include <sys/select.h>
 
-#include "epoll.h"
+#include "epollset.h"
 #include "fdtab.h"
 #include "readiness.h"
 #include "real.h"
@@ -173,26 +173,26 @@ epoll_ctl(int epfd, int op, int fd, struct epoll_event *event)
 	int rc = REAL(epoll_ctl)(epfd, op, fd, event);
 
 
-	if (rc == 0 && (fdtab_has(fd) || epoll_tracked(epfd)))
-		epoll_note_ctl(epfd, op, fd, event);
+	if (rc == 0 && (fdtab_has(fd) || epollset_tracked(epfd)))
+		epollset_note_ctl(epfd, op, fd, event);
 	return rc;
 }
 
 EXPORT int
 epoll_wait(int epfd, struct epoll_event *events, int max, int timeout)
 {
-	if (shim_internal_thread || !epoll_tracked(epfd))
+	if (shim_internal_thread || !epollset_tracked(epfd))
 		return REAL(epoll_wait)(epfd, events, max, timeout);
-	HOOK_RETURN(int, epoll_wait_emulated(epfd, events, max, timeout, NULL));
+	HOOK_RETURN(int, epollset_wait_emulated(epfd, events, max, timeout, NULL));
 }
 
 EXPORT int
 epoll_pwait(int epfd, struct epoll_event *events, int max, int timeout,
     const sigset_t *sigmask)
 {
-	if (shim_internal_thread || !epoll_tracked(epfd))
+	if (shim_internal_thread || !epollset_tracked(epfd))
 		return REAL(epoll_pwait)(epfd, events, max, timeout, sigmask);
-	HOOK_RETURN(int, epoll_wait_emulated(epfd, events, max, timeout,
+	HOOK_RETURN(int, epollset_wait_emulated(epfd, events, max, timeout,
 	    sigmask));
 }
 
@@ -200,8 +200,8 @@ EXPORT int
 epoll_pwait2(int epfd, struct epoll_event *events, int max,
     const struct timespec *ts, const sigset_t *sigmask)
 {
-	if (shim_internal_thread || !epoll_tracked(epfd))
+	if (shim_internal_thread || !epollset_tracked(epfd))
 		return REAL(epoll_pwait2)(epfd, events, max, ts, sigmask);
-	HOOK_RETURN(int, epoll_wait_emulated(epfd, events, max,
+	HOOK_RETURN(int, epollset_wait_emulated(epfd, events, max,
 	    timespec_ms(ts), sigmask));
 }

@@ -23,7 +23,7 @@
 #include "config.h"
 #include "conn.h"
 #include "decide.h"
-#include "epoll.h"
+#include "epollset.h"
 #include "fdclass.h"
 #include "fdtab.h"
 #include "log.h"
@@ -119,7 +119,7 @@ connect_protected(int fd, const struct sockaddr *addr, socklen_t addrlen)
 	int rc;
 
 	if (config.error[0] != '\0') {
-		log_msg(LOG_ERROR, "fd %d: refusing to connect in plaintext: "
+		log_msg(LOG_LEVEL_ERROR, "fd %d: refusing to connect in plaintext: "
 		    "invalid configuration: %s", fd, config.error);
 		return -ECONNREFUSED;
 	}
@@ -138,7 +138,9 @@ connect_protected(int fd, const struct sockaddr *addr, socklen_t addrlen)
 	 * either way. */
 	if (!nonblock)
 		(void)REAL(fcntl)(fd, F_SETFL, flags);
-	c = conn_new(fd, true, rc == -EINPROGRESS, nonblock);
+	c = conn_new(fd, CONN_NEW_CLIENT |
+	    (rc == -EINPROGRESS ? CONN_NEW_CONNECTING : 0) |
+	    (nonblock ? CONN_NEW_NONBLOCKING : 0));
 	if (c == NULL)
 		return -ENOBUFS;
 	if (track(fd, c) != 0)
@@ -186,11 +188,11 @@ accepted(int fd, int flags)
 		fdclass_set_plain(fd);
 		return fd;
 	}
-	c = conn_new(fd, false, false, (flags & SOCK_NONBLOCK) != 0);
+	c = conn_new(fd, (flags & SOCK_NONBLOCK) ? CONN_NEW_NONBLOCKING : 0);
 	if (c == NULL || track(fd, c) != 0) {
 		/* Fail closed: never hand out an unprotected connection
 		 * the policy says must be protected. */
-		log_msg(LOG_ERROR, "fd %d: out of memory protecting an accepted "
+		log_msg(LOG_LEVEL_ERROR, "fd %d: out of memory protecting an accepted "
 		    "connection; dropped", fd);
 		REAL(close)(fd);
 		errno = ECONNABORTED;
@@ -226,9 +228,9 @@ close(int fd)
 		return REAL(close)(fd);
 	if (real_fd_internal(fd))
 		return 0;	/* the shim's own: it stays open */
-	if ((fdtab_has(fd) || epoll_tracked(fd)) && !shim_in_vfork_child()) {
+	if ((fdtab_has(fd) || epollset_tracked(fd)) && !shim_in_vfork_child()) {
 		untrack(fd);
-		epoll_forget(fd);
+		epollset_forget(fd);
 	}
 	fdclass_forget(fd);
 	return REAL(close)(fd);
@@ -555,17 +557,13 @@ EXPORT int
 getsockopt(int fd, int level, int optname, void *optval, socklen_t *optlen)
 {
 	struct conn *c;
-	int err, told;
 
 	if (level != SOL_SOCKET || optname != SO_ERROR || optval == NULL ||
 	    optlen == NULL || *optlen < sizeof(int) ||
 	    (c = fdtab_get(fd)) == NULL)
 		return REAL(getsockopt)(fd, level, optname, optval, optlen);
-	told = conn_take_so_error(c, &err);
+	*(int *)optval = conn_take_so_error(c);
 	conn_unref(c);
-	if (!told)
-		return REAL(getsockopt)(fd, level, optname, optval, optlen);
-	*(int *)optval = err;
 	*optlen = sizeof(int);
 	return 0;
 }

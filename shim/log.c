@@ -12,7 +12,7 @@
 #include "log.h"
 #include "real.h"
 
-static enum log_level log_threshold = LOG_WARN;
+static enum log_level log_threshold = LOG_LEVEL_WARN;
 static int log_fd = STDERR_FILENO;
 
 void
@@ -104,7 +104,7 @@ log_msg_limited(enum log_level level, const char *fmt, ...)
 		limit_suppressed++;
 	pthread_mutex_unlock(&limit_lock);
 	if (suppressed > 0)
-		log_msg(LOG_WARN, "%lu similar lines suppressed in the last %d s "
+		log_msg(LOG_LEVEL_WARN, "%lu similar lines suppressed in the last %d s "
 		    "(more than %d)", suppressed, LOG_WINDOW_S, LOG_BURST);
 	if (!write_it)
 		return;

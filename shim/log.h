@@ -1,7 +1,13 @@
 #ifndef TLSHIM_LOG_H
 #define TLSHIM_LOG_H
 
-enum log_level { LOG_ERROR = 0, LOG_WARN = 1, LOG_INFO = 2, LOG_DEBUG = 3 };
+/* Named apart from <syslog.h>'s LOG_INFO and friends. */
+enum log_level {
+	LOG_LEVEL_ERROR = 0,
+	LOG_LEVEL_WARN = 1,
+	LOG_LEVEL_INFO = 2,
+	LOG_LEVEL_DEBUG = 3,
+};
 
 /*
  * log_open(level, path):

@@ -11,7 +11,7 @@
 #include <unistd.h>
 
 #include "conn.h"
-#include "epoll.h"
+#include "epollset.h"
 #include "log.h"
 #include "monotime.h"
 #include "progress.h"
@@ -118,7 +118,7 @@ progress_main(void *arg)
 			    (int)(deadline - now);
 		rc = real.poll(fds, n + 1, timeout);
 		if (rc < 0 && errno != EINTR) {
-			log_msg(LOG_ERROR, "progress thread: poll failed: %s",
+			log_msg(LOG_LEVEL_ERROR, "progress thread: poll failed: %s",
 			    strerror(errno));
 			usleep(10000);
 		}
@@ -136,7 +136,7 @@ progress_main(void *arg)
 			/* An application's epoll set learns at once, not at
 			 * its next look. */
 			if (established)
-				epoll_conn_established(conns[i]);
+				epollset_conn_established(conns[i]);
 		}
 	}
 	return NULL;
@@ -184,7 +184,7 @@ progress_watch(struct conn *c)
 	pthread_mutex_lock(&progress_lock);
 	if ((rc = progress_start_locked()) != 0) {
 		pthread_mutex_unlock(&progress_lock);
-		log_msg(LOG_ERROR, "cannot start the progress thread: %s",
+		log_msg(LOG_LEVEL_ERROR, "cannot start the progress thread: %s",
 		    strerror(-rc));
 		return rc;
 	}

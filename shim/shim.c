@@ -53,7 +53,7 @@ shim_setup(void)
 			snprintf(config.error, sizeof(config.error),
 			    "TLSHIM_STRICT=1 but the kernel refused the io_uring "
 			    "filter: %s", strerror(-rc));
-			log_msg(LOG_ERROR, "invalid configuration: %s; every "
+			log_msg(LOG_LEVEL_ERROR, "invalid configuration: %s; every "
 			    "connection that would be protected will fail",
 			    config.error);
 		}

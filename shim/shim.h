@@ -20,8 +20,9 @@ bool shim_active(void);
  * parent's memory? It must not change the parent's state. */
 bool shim_in_vfork_child(void);
 
-/* HOOK_RETURN(expr): turn an internal "count or -errno" into the libc
- * convention; the only place errno is set. */
+/* HOOK_RETURN(type, expr): return from a hook whose libc call returns
+ * ${type}: an internal "count or -errno" ${expr} becomes the count, or -1
+ * with errno set; the only place errno is set. */
 #define HOOK_RETURN(type, expr) \
 	do { \
 		type hook_rc_ = (expr); \

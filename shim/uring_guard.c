@@ -50,7 +50,7 @@ uring_guard_install(void)
 	if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0 ||
 	    prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &prog, 0, 0) != 0)
 		return -errno;
-	log_msg(LOG_INFO, "strict mode: io_uring is unavailable to this "
+	log_msg(LOG_LEVEL_INFO, "strict mode: io_uring is unavailable to this "
 	    "process and its children (ENOSYS)");
 	return 0;
 #else
@@ -64,7 +64,7 @@ uring_guard_note_setup(void)
 	static atomic_bool said;
 
 	if (!atomic_exchange(&said, true))
-		log_msg(LOG_WARN, "this process creates an io_uring: socket I/O "
+		log_msg(LOG_LEVEL_WARN, "this process creates an io_uring: socket I/O "
 		    "through it bypasses tlshim and goes out unprotected "
 		    "(TLSHIM_STRICT=1 makes io_uring unavailable)");
 }

@@ -179,8 +179,9 @@ static void
 pair_open(struct pair *p, bool nonblocking_client)
 {
 	ck_assert_int_eq(socketpair(AF_UNIX, SOCK_STREAM, 0, p->fd), 0);
-	p->client = conn_new(p->fd[0], true, false, nonblocking_client);
-	p->server = conn_new(p->fd[1], false, false, false);
+	p->client = conn_new(p->fd[0], CONN_NEW_CLIENT |
+	    (nonblocking_client ? CONN_NEW_NONBLOCKING : 0));
+	p->server = conn_new(p->fd[1], 0);
 	ck_assert_ptr_nonnull(p->client);
 	ck_assert_ptr_nonnull(p->server);
 	ck_assert_int_eq(progress_watch(p->client), 0);

@@ -7,7 +7,7 @@
 #include <string.h>
 
 #include "conn.h"
-#include "epoll.h"
+#include "epollset.h"
 #include "fdtab.h"
 #include "monotime.h"
 #include "readiness.h"
@@ -105,7 +105,7 @@ reg_find(struct epoll_set *s, int fd)
 }
 
 void
-epoll_note_ctl(int epfd, int op, int fd, const struct epoll_event *event)
+epollset_note_ctl(int epfd, int op, int fd, const struct epoll_event *event)
 {
 	struct conn *c = NULL;
 	struct epoll_set *s;
@@ -152,7 +152,7 @@ out:
 }
 
 void
-epoll_forget(int epfd)
+epollset_forget(int epfd)
 {
 	struct epoll_set *s;
 
@@ -170,7 +170,7 @@ epoll_forget(int epfd)
 }
 
 int
-epoll_tracked(int epfd)
+epollset_tracked(int epfd)
 {
 	int found;
 
@@ -275,7 +275,7 @@ epoll_merge(int epfd, struct epoll_event *ev, int synth, int total)
 }
 
 void
-epoll_conn_established(struct conn *c)
+epollset_conn_established(struct conn *c)
 {
 	int i, j;
 
@@ -290,7 +290,7 @@ epoll_conn_established(struct conn *c)
 }
 
 int
-epoll_wait_emulated(int epfd, struct epoll_event *events, int max,
+epollset_wait_emulated(int epfd, struct epoll_event *events, int max,
     int timeout_ms, const sigset_t *sigmask)
 {
 	int64_t deadline;

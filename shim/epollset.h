@@ -1,5 +1,5 @@
-#ifndef TLSHIM_EPOLL_H
-#define TLSHIM_EPOLL_H
+#ifndef TLSHIM_EPOLLSET_H
+#define TLSHIM_EPOLLSET_H
 
 /*
  * epoll over protected sockets. The kernel cannot see plaintext the shim
@@ -22,28 +22,28 @@
 #include <sys/epoll.h>
 #include <time.h>
 
-/* epoll_note_ctl(epfd, op, fd, event): after a successful epoll_ctl. */
-void epoll_note_ctl(int epfd, int op, int fd, const struct epoll_event *event);
+/* epollset_note_ctl(epfd, op, fd, event): after a successful epoll_ctl. */
+void epollset_note_ctl(int epfd, int op, int fd, const struct epoll_event *event);
 
-/* epoll_forget(epfd): ${epfd} is being closed. */
-void epoll_forget(int epfd);
+/* epollset_forget(epfd): ${epfd} is being closed. */
+void epollset_forget(int epfd);
 
-/* epoll_conn_established(c): ${c} finished its handshake: give every
+/* epollset_conn_established(c): ${c} finished its handshake: give every
  * set watching it the application's full interest again, so that the
  * kernel wakes waiters when it is ready (called without c's lock). */
 struct conn;
-void epoll_conn_established(struct conn *c);
+void epollset_conn_established(struct conn *c);
 
-/* epoll_tracked(epfd): does ${epfd} watch a protected socket? */
-int epoll_tracked(int epfd);
+/* epollset_tracked(epfd): does ${epfd} watch a protected socket? */
+int epollset_tracked(int epfd);
 
 /*
- * epoll_wait_emulated(epfd, events, max, timeout_ms, sigmask):
+ * epollset_wait_emulated(epfd, events, max, timeout_ms, sigmask):
  * epoll_wait/epoll_pwait/epoll_pwait2 for a tracked set (epoll_pwait2's
  * timeout rounded up to milliseconds). Returns the number of events or
  * -errno.
  */
-int epoll_wait_emulated(int epfd, struct epoll_event *events, int max,
+int epollset_wait_emulated(int epfd, struct epoll_event *events, int max,
     int timeout_ms, const sigset_t *sigmask);
 
 #endif
