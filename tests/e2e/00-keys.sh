@@ -1,4 +1,4 @@
-# Issue 2: tlshim-keys init and issue. Good credentials have the promised
+# tlshim-keys init and issue. Good credentials have the promised
 # shape (CA, leaf not a CA, both TLS usages, URI identity, back-dated
 # NotBefore, 0600 keys); bad input gets a clear message, the documented
 # exit code, and writes nothing.

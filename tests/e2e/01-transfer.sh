@@ -1,4 +1,4 @@
-# Issue 2: an unmodified program (socat) moves a multi-megabyte file both
+# An unmodified program (socat) moves a multi-megabyte file both
 # ways between two nodes, over IPv4 and IPv6; the bytes arrive intact and
 # a capture on the wire holds none of the plaintext.
 . tests/e2e/lib.sh

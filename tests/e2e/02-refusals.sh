@@ -1,4 +1,4 @@
-# Issue 2: what must be refused is refused, and nothing leaks: a client
+# What must be refused is refused, and nothing leaks: a client
 # without the shim, a client whose certificate comes from another CA, a
 # client of another job, a shimmed client facing a server without the
 # shim, and a client whose configuration is invalid.

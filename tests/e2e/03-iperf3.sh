@@ -1,4 +1,4 @@
-# Issue 3: iperf3 (select-based, non-blocking) client and server under the
+# iperf3 (select-based, non-blocking) client and server under the
 # shim complete and report throughput; the capture holds no control JSON.
 . tests/e2e/lib.sh
 make_nodes

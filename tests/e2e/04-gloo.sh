@@ -1,4 +1,4 @@
-# Issue 3: PyTorch DDP over gloo (TCPStore rendezvous plus gloo pairs),
+# PyTorch DDP over gloo (TCPStore rendezvous plus gloo pairs),
 # unmodified: collectives on 1 KiB to 64 MiB tensors are exact with 2 ranks
 # across the nodes and with 4 ranks (2 per node), a small DDP model trains
 # to identical parameters, and the wire holds no tensor bytes in clear.

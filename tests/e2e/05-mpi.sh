@@ -1,4 +1,4 @@
-# Issue 3: Open MPI with mpi4py, mpirun preloaded (examples/mpirun.sh), 3 ranks over loopback
+# Open MPI with mpi4py, mpirun preloaded (examples/mpirun.sh), 3 ranks over loopback
 # (--mca btl tcp,self, TLSHIM_LOOPBACK=1): Allreduce, Alltoall and Bcast are
 # exact, and the ranks' TCP connections were protected.
 . tests/e2e/lib.sh

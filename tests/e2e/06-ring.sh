@@ -1,4 +1,4 @@
-# Issue 3: an NCCL-style bootstrap ring of 4 processes on 2 nodes: each
+# An NCCL-style bootstrap ring of 4 processes on 2 nodes: each
 # does a non-blocking connect to the next, sends 12 bytes with MSG_DONTWAIT
 # expecting the whole write, then blocks in accept for the previous rank.
 . tests/e2e/lib.sh

@@ -1,4 +1,4 @@
-# Issue 3: two processes exchange 256 MiB in both directions at once, over
+# Two processes exchange 256 MiB in both directions at once, over
 # non-blocking sockets with level-triggered and one-shot epoll loops, and
 # with a sender and a receiver thread on one blocking socket: every byte
 # checked.

@@ -1,4 +1,4 @@
-# Issue 3: Python's asyncio (20 concurrent connections) and a threaded
+# Python's asyncio (20 concurrent connections) and a threaded
 # socket program (concurrent send and receive threads on one socket,
 # subprocesses that close inherited descriptors or connect by themselves).
 . tests/e2e/lib.sh

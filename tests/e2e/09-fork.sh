@@ -1,4 +1,4 @@
-# Issue 3: a forked child that exits, closes the inherited protected
+# A forked child that exits, closes the inherited protected
 # descriptor, or tries to write on it (and gets an error), and a vforked
 # child that closes it: the parent's connection keeps working each time,
 # so no record was sealed with the parent's keys elsewhere.

@@ -1,4 +1,4 @@
-# Issue 3: descriptors and blocking modes as the application sees them
+# Descriptors and blocking modes as the application sees them
 # (dup, dup2 replacement, F_DUPFD, fcntl and FIONBIO views, SO_RCVTIMEO,
 # SO_ERROR for a refused connect and for a failed handshake,
 # syscall(SYS_close), closefrom). Every protected connection must end with

@@ -1,4 +1,4 @@
-# Issue 7: `make demo` end to end (examples/demo.sh through
+# `make demo` end to end (examples/demo.sh through
 # examples/torchrun.sh): the report shows the job's result, protected
 # connections, no plaintext on the wire (and the plaintext control run
 # showing it), and the overhead; without root it explains what it needs.

@@ -1,4 +1,4 @@
-# Issue 7 (and 4): the SLURM example across two nodes. prolog-slurmctld
+# The SLURM example across two nodes. prolog-slurmctld
 # makes the job's token; each node's prolog enrolls over the network with
 # 'tlshim-keys serve' on the head node and gets job-bound credentials only
 # the job's user can read; a node outside the job cannot use the token;

@@ -1,4 +1,4 @@
-# Issue 5: the overhead tool runs end to end on two namespaces and writes
+# The overhead tool runs end to end on two namespaces and writes
 # its table, JSON, CSV and SVG; every path it measured produced a result,
 # and it cleans up. (Speed is reported by `make bench`, not asserted here.)
 . tests/e2e/lib.sh

@@ -1,4 +1,4 @@
-# Issue 6: hostile peers and a hostile network. A bit flipped in transit,
+# Hostile peers and a hostile network. A bit flipped in transit,
 # a stream cut short, a record replayed, two records swapped and a record
 # whose length field claims 16 MiB are detected: the receiving program
 # gets an error, never a corrupted or silently short stream. A TLS 1.2-only

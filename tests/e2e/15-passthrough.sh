@@ -1,4 +1,4 @@
-# Issue 6: the library exports only the hooked calls, and with TLSHIM=0
+# The library exports only the hooked calls, and with TLSHIM=0
 # (or unset) it is inert: real programs behave as without it (the bytes
 # cross the wire as they are, no thread is started, no log is written).
 . tests/e2e/lib.sh

@@ -1,4 +1,4 @@
-# Issues 4 and 6: credential files replaced while a job runs are used by
+# Credential files replaced while a job runs are used by
 # the next connection without a restart, while an open connection goes
 # on; removed or corrupted files make new connections fail closed with a
 # clear log line, again without disturbing the open one.

@@ -1,4 +1,4 @@
-# Issue 6: certificates that must be refused though they come from the
+# Certificates that must be refused though they come from the
 # cluster's CA (the CA certificate itself as a node's, an expired one, one
 # not yet valid), a peer killed in the middle of a transfer, a link cut
 # and restored under a live transfer, memory running out in a protected

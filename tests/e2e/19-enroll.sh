@@ -1,4 +1,4 @@
-# Issue 4: nodes enroll over the network. 'serve' runs on node a; nodes
+# Nodes enroll over the network. 'serve' runs on node a; nodes
 # join from node b with a token after checking the CA pin; the joined
 # credentials carry a real protected transfer; wrong, expired and reused
 # tokens and a wrong pin are refused and write nothing; no private key or

@@ -1,4 +1,4 @@
-# Issues 4 and 7: Open MPI across a hostfile of two nodes. The head node
+# Open MPI across a hostfile of two nodes. The head node
 # enrolls both hosts over "ssh" (examples/enroll-hosts.sh), then
 # examples/mpirun.sh runs 2 ranks on each node; the ranks' collectives
 # are exact and every connection between the nodes was protected by the

@@ -1,4 +1,4 @@
-# Issue 7 (and 4): the Kubernetes example, checked without a cluster. The
+# The Kubernetes example, checked without a cluster. The
 # manifest's pieces must fit together (tests/progs/k8s_pod.py), and its
 # init container's own script enrolls "pods" for real: it runs in node b's
 # network namespace with the Secret and the memory volume mounted where the

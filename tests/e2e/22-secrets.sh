@@ -1,4 +1,4 @@
-# Issue 6: secrets do not linger. A protected server loads its private
+# Secrets do not linger. A protected server loads its private
 # key, serves a connection, has its credentials renewed and serves the
 # next connection with the new key. Its memory, read live: the new key is
 # there (in wolfSSL's context, so the scan can see keys), the old key and

@@ -3,6 +3,8 @@
  * header bounds. */
 #include <check.h>
 #include <errno.h>
+#include <stdio.h>
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -19,6 +21,26 @@ keys(enum rec_cipher cipher, uint64_t rekey_after)
 
 	ck_assert_ptr_nonnull(k);
 	return k;
+}
+
+/* Without AES-NI libsodium has no AES-256-GCM: the record layer must
+ * refuse such keys (the handshake then never offers the suite). Checked,
+ * and said, instead of passing in silence. */
+static bool
+aes_unavailable(enum rec_cipher cipher)
+{
+	static bool said;
+
+	if (cipher != REC_AES256GCM || rec_cipher_best() == REC_AES256GCM)
+		return false;
+	ck_assert_ptr_null(rec_keys_new(REC_AES256GCM, secret_a, 100));
+	if (!said) {
+		fprintf(stderr, "test_record: no AES-NI on this CPU: AES-256-GCM "
+		    "keys are refused, as they must be; ChaCha20-Poly1305 "
+		    "tested\n");
+		said = true;
+	}
+	return true;
 }
 
 /* Open one record at ${rec}; returns the payload length or -errno. A
@@ -53,8 +75,8 @@ START_TEST(round_trip_all_sizes)
 	uint8_t *pt = malloc(REC_MAX_PAYLOAD), *rec, *out;
 	size_t i;
 
-	if (cipher == REC_AES256GCM && rec_cipher_best() != REC_AES256GCM)
-		return;	/* no AES-NI here */
+	if (aes_unavailable(cipher))
+		return;
 	rec = malloc(REC_MAX_PAYLOAD + REC_OVERHEAD);
 	out = malloc(REC_MAX_PAYLOAD);
 	randombytes_buf(pt, REC_MAX_PAYLOAD);
@@ -101,15 +123,12 @@ START_TEST(every_flipped_byte_is_rejected)
 	memset(pt, 'x', sizeof(pt));
 	for (i = 0; i < sizeof(rec); i++) {
 		for (bit = 0; bit < 8; bit += 7) {
-			struct rec_keys *tx = keys(ciphers[_i], 100);
-			struct rec_keys *rx = keys(ciphers[_i], 100);
+			struct rec_keys *tx, *rx;
 
-			if (ciphers[_i] == REC_AES256GCM &&
-			    rec_cipher_best() != REC_AES256GCM) {
-				rec_keys_free(tx);
-				rec_keys_free(rx);
+			if (aes_unavailable(ciphers[_i]))
 				return;
-			}
+			tx = keys(ciphers[_i], 100);
+			rx = keys(ciphers[_i], 100);
 			rec_seal(tx, REC_DATA, pt, sizeof(pt), rec);
 			memcpy(bad, rec, sizeof(rec));
 			bad[i] ^= (uint8_t)(1u << bit);
