@@ -82,12 +82,7 @@ struct conn {
 
 	pthread_mutex_t recv_lock;
 	struct rec_keys *rx;
-	uint8_t rx_header[REC_HEADER_SIZE];	/* next header, being read */
-	size_t rx_header_have;
-	uint8_t rx_record_header[REC_HEADER_SIZE];	/* current record's */
-	bool rx_in_body;
-	enum rec_type rx_type;
-	size_t rx_body_len, rx_body_have;
+	struct rec_reader rx_reader;	/* framing of the incoming records */
 	uint8_t *rx_buf;		/* current body, then its plaintext */
 	size_t rx_plain_off, rx_plain_len;
 	bool rx_eof;			/* authenticated close received */

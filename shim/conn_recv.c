@@ -14,7 +14,7 @@
 static void
 rx_buf_release(struct conn *c)
 {
-	if (c->rx_buf == NULL || c->rx_in_body || c->rx_plain_len > 0)
+	if (c->rx_buf == NULL || c->rx_reader.in_body || c->rx_plain_len > 0)
 		return;
 	free(c->rx_buf);
 	c->rx_buf = NULL;
@@ -68,15 +68,14 @@ conn_rx_fail(struct conn *c, int err)
 static int
 conn_open_record(struct conn *c, uint8_t *direct, size_t direct_len)
 {
-	enum rec_type type = c->rx_type;
-	size_t body_len = c->rx_body_len;
+	enum rec_type type = c->rx_reader.type;
+	size_t body_len = c->rx_reader.body_len;
 	uint8_t *out;
 	int n;
 
-	c->rx_in_body = false;
 	out = direct != NULL && direct_len >= body_len - REC_TAG_SIZE ?
 	    direct : c->rx_buf;
-	n = rec_open(c->rx, c->rx_record_header, c->rx_buf, body_len, out);
+	n = rec_open(c->rx, c->rx_reader.record_header, c->rx_buf, body_len, out);
 	if (n < 0) {
 		log_msg_limited(LOG_LEVEL_ERROR, "fd %d: record from %s failed authentication "
 		    "(tampered, replayed or corrupted); connection closed", c->fd,
@@ -113,65 +112,41 @@ conn_open_record(struct conn *c, uint8_t *direct, size_t direct_len)
 static int
 conn_read_record(struct conn *c, bool block)
 {
-	int flags = block ? 0 : MSG_DONTWAIT;
-	enum rec_type type;
-	size_t body_len;
-	ssize_t n;
+	int flags = block ? 0 : MSG_DONTWAIT, parts;
+	struct iovec iov[2];
+	struct msghdr msg = { .msg_iov = iov };
+	ssize_t n = 0;
 
-	if (!c->rx_in_body) {
-		if (c->rx_header_have < REC_HEADER_SIZE) {
-			n = real.recv(c->fd, c->rx_header + c->rx_header_have,
-			    REC_HEADER_SIZE - c->rx_header_have, flags);
-			if (n < 0)
-				return errno == EWOULDBLOCK ? -EAGAIN : -errno;
-			if (n == 0)
-				goto eof;
-			c->rx_header_have += (size_t)n;
-			if (c->rx_header_have < REC_HEADER_SIZE)
-				return 0;
-		}
-		if (c->rx_header[0] == 0x15) {
-			/* A TLS alert where a record should be: the peer's
-			 * TLS stack rejected the handshake we finished. */
-			log_msg_limited(LOG_LEVEL_ERROR, "fd %d: peer %s rejected this node's "
-			    "certificate (TLS alert)", c->fd, c->peer);
-			return conn_rx_fail(c, ECONNREFUSED);
-		}
-		if (rec_header_parse(c->rx_header, &type, &body_len) != 0) {
-			log_msg_limited(LOG_LEVEL_ERROR, "fd %d: malformed record header from %s; "
-			    "connection closed", c->fd, c->peer);
-			return conn_rx_fail(c, ECONNRESET);
-		}
-		if (c->rx_buf == NULL &&
-		    (c->rx_buf = malloc(REC_MAX_BODY)) == NULL)
-			return conn_rx_fail(c, ENOMEM);
-		memcpy(c->rx_record_header, c->rx_header, REC_HEADER_SIZE);
-		c->rx_header_have = 0;
-		c->rx_in_body = true;
-		c->rx_type = type;
-		c->rx_body_len = body_len;
-		c->rx_body_have = 0;
-	}
-	{
-		size_t left = c->rx_body_len - c->rx_body_have;
-		struct iovec iov[2] = {
-			{ c->rx_buf + c->rx_body_have, left },
-			{ c->rx_header, REC_HEADER_SIZE },
-		};
-		struct msghdr msg = { .msg_iov = iov, .msg_iovlen = 2 };
-
+	if (c->rx_reader.in_body && c->rx_buf == NULL)
+		return conn_rx_fail(c, ENOMEM);
+	if ((parts = rec_reader_iov(&c->rx_reader, c->rx_buf, iov)) > 0) {
+		msg.msg_iovlen = (size_t)parts;
 		n = real.recvmsg(c->fd, &msg, flags);
 		if (n < 0)
 			return errno == EWOULDBLOCK ? -EAGAIN : -errno;
 		if (n == 0)
 			goto eof;
-		if ((size_t)n >= left) {
-			c->rx_body_have = c->rx_body_len;
-			c->rx_header_have = (size_t)n - left;
-			return 1;
-		}
-		c->rx_body_have += (size_t)n;
+	}
+	switch (rec_reader_got(&c->rx_reader, (size_t)n)) {
+	case REC_READER_MORE:
 		return 0;
+	case REC_READER_WHOLE:
+		return 1;
+	case REC_READER_BODY:
+		if (c->rx_buf == NULL &&
+		    (c->rx_buf = malloc(REC_MAX_BODY)) == NULL)
+			return conn_rx_fail(c, ENOMEM);
+		return 0;
+	case REC_READER_ALERT:
+		/* The peer's TLS stack rejected the handshake we finished. */
+		log_msg_limited(LOG_LEVEL_ERROR, "fd %d: peer %s rejected this "
+		    "node's certificate (TLS alert)", c->fd, c->peer);
+		return conn_rx_fail(c, ECONNREFUSED);
+	case REC_READER_BAD:
+	default:
+		log_msg_limited(LOG_LEVEL_ERROR, "fd %d: malformed record header "
+		    "from %s; connection closed", c->fd, c->peer);
+		return conn_rx_fail(c, ECONNRESET);
 	}
 
 eof:

@@ -281,3 +281,71 @@ rec_open(struct rec_keys *keys, const uint8_t header[REC_HEADER_SIZE],
 		rec_keys_ratchet(keys);
 	return (int)mlen;
 }
+
+int
+rec_reader_iov(const struct rec_reader *r, uint8_t *body, struct iovec iov[2])
+{
+	if (!r->in_body) {
+		if (r->header_have == REC_HEADER_SIZE)
+			return 0;	/* read along with the last body */
+		iov[0].iov_base = (uint8_t *)r->header + r->header_have;
+		iov[0].iov_len = REC_HEADER_SIZE - r->header_have;
+		return 1;
+	}
+	/* The body's rest and the next header: one call per record when
+	 * records come back to back, and never past the next header. */
+	iov[0].iov_base = body + r->body_have;
+	iov[0].iov_len = r->body_len - r->body_have;
+	iov[1].iov_base = (uint8_t *)r->header;
+	iov[1].iov_len = REC_HEADER_SIZE;
+	return 2;
+}
+
+/* A header is complete: accept it or say why not. */
+static enum rec_reader_event
+reader_header(struct rec_reader *r)
+{
+	enum rec_type type;
+	size_t body_len;
+
+	/* 0x15 is a TLS alert: the peer's TLS stack rejected the handshake
+	 * this end finished. */
+	if (r->header[0] == 0x15)
+		return REC_READER_ALERT;
+	if (rec_header_parse(r->header, &type, &body_len) != 0)
+		return REC_READER_BAD;
+	memcpy(r->record_header, r->header, REC_HEADER_SIZE);
+	r->header_have = 0;
+	r->in_body = true;
+	r->type = type;
+	r->body_len = body_len;
+	r->body_have = 0;
+	return REC_READER_BODY;
+}
+
+enum rec_reader_event
+rec_reader_got(struct rec_reader *r, size_t n)
+{
+	size_t left;
+
+	if (!r->in_body) {
+		r->header_have += n;
+		return r->header_have < REC_HEADER_SIZE ? REC_READER_MORE :
+		    reader_header(r);
+	}
+	left = r->body_len - r->body_have;
+	if (n < left) {
+		r->body_have += n;
+		return REC_READER_MORE;
+	}
+	r->body_have = r->body_len;
+	r->header_have = n - left;	/* of the next record */
+	r->in_body = false;
+	return REC_READER_WHOLE;
+}
+
+bool
+rec_reader_idle(const struct rec_reader *r)
+{
+	return !r->in_body && r->header_have == 0;
+}

@@ -18,6 +18,7 @@
  * exporter (see handshake.h).
  */
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/uio.h>
@@ -82,6 +83,53 @@ size_t rec_seal_iov(struct rec_keys *keys, const struct iovec *iov,
  */
 int rec_header_parse(const uint8_t header[REC_HEADER_SIZE], enum rec_type *type,
     size_t *body_len) __attribute__((warn_unused_result));
+
+/*
+ * The receiving side's framing, without a socket: where the next bytes of
+ * the stream go, and what they complete. The caller reads into the places
+ * rec_reader_iov names (a header alone, or the rest of a body together
+ * with the next header: never further into the stream), reports with
+ * rec_reader_got, and opens the record once it is whole.
+ */
+struct rec_reader {
+	uint8_t header[REC_HEADER_SIZE];	/* the next header, being read */
+	size_t header_have;
+	uint8_t record_header[REC_HEADER_SIZE];	/* the current record's */
+	bool in_body;
+	enum rec_type type;
+	size_t body_len, body_have;
+};
+
+/* What rec_reader_got says. */
+enum rec_reader_event {
+	REC_READER_MORE = 0,	/* read again */
+	REC_READER_BODY = 1,	/* a header was accepted: its body comes next */
+	REC_READER_WHOLE = 2,	/* a record is whole: open it */
+	REC_READER_ALERT = -1,	/* a TLS alert where a record should be */
+	REC_READER_BAD = -2,	/* a malformed header */
+};
+
+/*
+ * rec_reader_iov(r, body, iov):
+ * Where the next bytes go: fills ${iov} (one or two entries) and returns
+ * how many; 0 when a whole header is already here (read with the last
+ * body): then call rec_reader_got(r, 0). ${body} holds the current
+ * record's body (REC_MAX_BODY bytes).
+ */
+int rec_reader_iov(const struct rec_reader *r, uint8_t *body,
+    struct iovec iov[2]);
+
+/*
+ * rec_reader_got(r, n):
+ * ${n} bytes arrived where rec_reader_iov said (0 only when it named no
+ * place). After
+ * REC_READER_WHOLE the record is r->record_header with r->body_len bytes
+ * of body; the reader has moved on to the next record.
+ */
+enum rec_reader_event rec_reader_got(struct rec_reader *r, size_t n);
+
+/* rec_reader_idle(r): between records, nothing of the next one read? */
+bool rec_reader_idle(const struct rec_reader *r);
 
 /*
  * rec_open(keys, header, body, body_len, out):

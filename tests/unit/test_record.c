@@ -305,6 +305,121 @@ START_TEST(different_secrets_do_not_interoperate)
 }
 END_TEST
 
+/*
+ * The record reader without a socket: a stream of records (small, empty,
+ * full-size, a rekey in between, the close record) arrives in pieces of
+ * every size in a table, as a transport would deliver it; every record is
+ * framed, opened and equal to what was sealed, and the reader never asks
+ * for bytes past the next record's header.
+ */
+START_TEST(reader_frames_a_stream_in_any_pieces)
+{
+	static const size_t lens[] = { 5, 0, REC_MAX_PAYLOAD, 1, 70000, 3 };
+	static const size_t pieces[] = { 1, 2, 3, 4, 5, 7, 4096, 65536, 1 << 20 };
+	size_t cap = 8 * (REC_MAX_PAYLOAD + REC_OVERHEAD), len = 0, i, k;
+	uint8_t *stream = malloc(cap), *body = malloc(REC_MAX_BODY);
+	uint8_t *pt = malloc(REC_MAX_PAYLOAD), *out = malloc(REC_MAX_PAYLOAD);
+	struct rec_keys *tx = keys(REC_CHACHA20POLY1305, 4);
+
+	for (i = 0; i < REC_MAX_PAYLOAD; i++)
+		pt[i] = (uint8_t)(i * 7);
+	/* Six data records with a REKEY after the third, then CLOSE. */
+	for (i = 0; i < sizeof(lens) / sizeof(lens[0]); i++) {
+		len += rec_seal(tx, REC_DATA, pt, lens[i], stream + len);
+		if (i == 2)
+			len += rec_seal(tx, REC_REKEY, NULL, 0, stream + len);
+	}
+	len += rec_seal(tx, REC_CLOSE, NULL, 0, stream + len);
+	for (k = 0; k < sizeof(pieces) / sizeof(pieces[0]); k++) {
+		struct rec_keys *rx = keys(REC_CHACHA20POLY1305, 4);
+		struct rec_reader r;
+		size_t at = 0, data = 0, rekeys = 0;
+		bool closed = false;
+
+		memset(&r, 0, sizeof(r));
+		while (!closed) {
+			struct iovec iov[2];
+			int parts = rec_reader_iov(&r, body, iov), j, n;
+			size_t want = 0, got = 0, take;
+
+			for (j = 0; j < parts; j++)
+				want += iov[j].iov_len;
+			/* Never past the next header. */
+			ck_assert(want <= (r.in_body ? r.body_len - r.body_have +
+			    REC_HEADER_SIZE : REC_HEADER_SIZE));
+			take = want < pieces[k] ? want : pieces[k];
+			if (take > len - at)
+				take = len - at;	/* the stream ends */
+			ck_assert_msg(take > 0 || parts == 0, "stream ended early");
+			for (j = 0; j < parts && got < take; j++) {
+				size_t m = iov[j].iov_len < take - got ?
+				    iov[j].iov_len : take - got;
+
+				memcpy(iov[j].iov_base, stream + at + got, m);
+				got += m;
+			}
+			at += take;
+			switch (rec_reader_got(&r, take)) {
+			case REC_READER_WHOLE:
+				n = rec_open(rx, r.record_header, body, r.body_len,
+				    out);
+				ck_assert_int_ge(n, 0);
+				if (r.type == REC_CLOSE)
+					closed = true;
+				else if (r.type == REC_REKEY)
+					rekeys++;
+				else if (r.type == REC_DATA) {
+					ck_assert_int_eq(n, (int)lens[data]);
+					ck_assert(memcmp(out, pt, (size_t)n) == 0);
+					data++;
+				}
+				break;
+			case REC_READER_MORE:
+			case REC_READER_BODY:
+				break;
+			default:
+				ck_abort_msg("a good stream was refused");
+			}
+		}
+		ck_assert_int_eq(data, sizeof(lens) / sizeof(lens[0]));
+		ck_assert_int_eq(rekeys, 1);
+		ck_assert_int_eq(at, len);
+		ck_assert(rec_reader_idle(&r));
+		rec_keys_free(rx);
+	}
+	rec_keys_free(tx);
+	free(stream);
+	free(body);
+	free(pt);
+	free(out);
+}
+END_TEST
+
+/* A TLS alert where a record should be, and a malformed header, are told
+ * apart as soon as the header is whole. */
+START_TEST(reader_refuses_alerts_and_bad_headers)
+{
+	static const uint8_t alert[REC_HEADER_SIZE] = { 0x15, 0x03, 0x03, 0x00 };
+	static const uint8_t bad[REC_HEADER_SIZE] = { 0x09, 0x00, 0x00, 0x20 };
+	uint8_t body[16];
+	struct rec_reader r;
+	struct iovec iov[2];
+
+	memset(&r, 0, sizeof(r));
+	ck_assert_int_eq(rec_reader_iov(&r, body, iov), 1);
+	memcpy(iov[0].iov_base, alert, 3);
+	ck_assert_int_eq(rec_reader_got(&r, 3), REC_READER_MORE);
+	ck_assert_int_eq(rec_reader_iov(&r, body, iov), 1);
+	ck_assert_int_eq(iov[0].iov_len, 1);
+	memcpy(iov[0].iov_base, alert + 3, 1);
+	ck_assert_int_eq(rec_reader_got(&r, 1), REC_READER_ALERT);
+	memset(&r, 0, sizeof(r));
+	ck_assert_int_eq(rec_reader_iov(&r, body, iov), 1);
+	memcpy(iov[0].iov_base, bad, REC_HEADER_SIZE);
+	ck_assert_int_eq(rec_reader_got(&r, REC_HEADER_SIZE), REC_READER_BAD);
+}
+END_TEST
+
 int
 main(void)
 {
@@ -323,6 +438,8 @@ main(void)
 	tcase_add_test(tc, small_iovecs_make_one_record);
 	tcase_add_test(tc, empty_iovecs_are_skipped);
 	tcase_add_test(tc, different_secrets_do_not_interoperate);
+	tcase_add_test(tc, reader_frames_a_stream_in_any_pieces);
+	tcase_add_test(tc, reader_refuses_alerts_and_bad_headers);
 	suite_add_tcase(s, tc);
 	sr = srunner_create(s);
 	srunner_run_all(sr, CK_NORMAL);
