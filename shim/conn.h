@@ -23,6 +23,8 @@
 #include <sys/types.h>
 #include <sys/uio.h>
 
+#include "record.h"
+
 enum conn_state {
 	CONN_CONNECTING,	/* TCP connect in progress (non-blocking) */
 	CONN_HANDSHAKING,	/* TLS handshake driven by the progress thread */
@@ -44,6 +46,16 @@ struct conn;
  * the shim only remembers it. One reference.
  */
 struct conn *conn_new(int fd, unsigned int flags);
+
+/*
+ * conn_new_keyed(fd, flags, cipher, tx_secret, rx_secret):
+ * A connection already ESTABLISHED, its data channel keyed from the given
+ * secrets as a handshake would have: the data path without a handshake
+ * or credentials (unit tests). One reference.
+ */
+struct conn *conn_new_keyed(int fd, unsigned int flags, enum rec_cipher cipher,
+    const uint8_t tx_secret[REC_SECRET_SIZE],
+    const uint8_t rx_secret[REC_SECRET_SIZE]);
 
 void conn_ref(struct conn *c);
 /* conn_unref(c): drop a reference; the last one frees (NULL is a no-op). */

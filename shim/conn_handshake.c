@@ -270,3 +270,23 @@ conn_progress_step(struct conn *c, short revents, int64_t now,
 	pthread_mutex_unlock(&c->send_lock);
 	return keep;
 }
+
+struct conn *
+conn_new_keyed(int fd, unsigned int flags, enum rec_cipher cipher,
+    const uint8_t tx_secret[REC_SECRET_SIZE],
+    const uint8_t rx_secret[REC_SECRET_SIZE])
+{
+	struct conn *c = conn_new(fd, flags & ~(unsigned int)CONN_NEW_CONNECTING);
+
+	if (c == NULL)
+		return NULL;
+	c->tx = rec_keys_new(cipher, tx_secret, config.rekey_records);
+	c->rx = rec_keys_new(cipher, rx_secret, config.rekey_records);
+	if (c->tx == NULL || c->rx == NULL) {
+		conn_unref(c);
+		return NULL;
+	}
+	snprintf(c->peer, sizeof(c->peer), "(keyed by the caller)");
+	c->state = CONN_ESTABLISHED;
+	return c;
+}

@@ -1,9 +1,11 @@
 /*
- * The connection layer end to end inside one process: a real mutual TLS
- * handshake over a socketpair, then the data channel, with a scripted
- * transport in the real-call table that delivers one byte at a time,
- * injects EAGAIN and EINTR, takes short writes, and can corrupt or cut
- * the stream.
+ * The connection layer inside one process, over a socketpair, with a
+ * scripted transport in the real-call table that delivers one byte at a
+ * time, injects EAGAIN and EINTR, takes short writes, and can corrupt or
+ * cut the stream. The data path's tests key both ends from secrets (no
+ * handshake, no credentials); the tests of what happens during and
+ * around the handshake run the real mutual TLS handshake, with
+ * credentials made by tlshim-keys.
  */
 #define _GNU_SOURCE
 #include <check.h>
@@ -25,6 +27,15 @@
 
 static struct real_calls libc;
 static char creds_root[] = "/tmp/tlshim-test-conn-XXXXXX";
+/* Only the tests of the handshake need credentials (made by tlshim-keys);
+ * the data path's run keyed from secrets without them. */
+static bool creds_made;
+
+static bool
+creds_ready(void)
+{
+	return creds_made;
+}
 
 /* What the scripted transport does. */
 static atomic_int script_chunk;		/* max bytes per read/write, 0: all */
@@ -175,9 +186,30 @@ struct pair {
 	struct conn *client, *server;
 };
 
+/* Two ends keyed from mirrored secrets: the data path alone, with no
+ * handshake and no credentials. */
+static void
+pair_open_keyed(struct pair *p, bool nonblocking_client)
+{
+	uint8_t a[REC_SECRET_SIZE], b[REC_SECRET_SIZE];
+
+	randombytes_buf(a, sizeof(a));
+	randombytes_buf(b, sizeof(b));
+	ck_assert_int_eq(socketpair(AF_UNIX, SOCK_STREAM, 0, p->fd), 0);
+	p->client = conn_new_keyed(p->fd[0], CONN_NEW_CLIENT |
+	    (nonblocking_client ? CONN_NEW_NONBLOCKING : 0), rec_cipher_best(),
+	    a, b);
+	p->server = conn_new_keyed(p->fd[1], 0, rec_cipher_best(), b, a);
+	ck_assert_ptr_nonnull(p->client);
+	ck_assert_ptr_nonnull(p->server);
+}
+
+/* Two ends that run the real handshake first (credentials needed). */
 static void
 pair_open(struct pair *p, bool nonblocking_client)
 {
+	ck_assert_msg(creds_ready(), "cannot create credentials (set "
+	    "TLSHIM_KEYS to the tlshim-keys binary)");
 	ck_assert_int_eq(socketpair(AF_UNIX, SOCK_STREAM, 0, p->fd), 0);
 	p->client = conn_new(p->fd[0], CONN_NEW_CLIENT |
 	    (nonblocking_client ? CONN_NEW_NONBLOCKING : 0));
@@ -301,7 +333,7 @@ START_TEST(transfer_plain_transport)
 {
 	struct pair p;
 
-	pair_open(&p, false);
+	pair_open_keyed(&p, false);
 	exchange(&p, 3 << 20);
 	pair_close(&p);
 }
@@ -314,7 +346,7 @@ START_TEST(transfer_one_byte_at_a_time_with_eagain_and_eintr)
 	atomic_store(&script_chunk, 1);
 	atomic_store(&script_eagain, 3);
 	atomic_store(&script_eintr, 7);
-	pair_open(&p, false);
+	pair_open_keyed(&p, false);
 	exchange(&p, 200000);
 	pair_close(&p);
 }
@@ -327,7 +359,7 @@ START_TEST(short_writes_and_rekeying)
 	config.rekey_records = 3;
 	atomic_store(&script_chunk, 9973);
 	atomic_store(&script_eagain, 5);
-	pair_open(&p, false);
+	pair_open_keyed(&p, false);
 	exchange(&p, 4 << 20);
 	pair_close(&p);
 }
@@ -386,7 +418,7 @@ START_TEST(corrupted_record_is_rejected)
 	ssize_t n;
 
 	memset(data, 'P', 1 << 20);
-	pair_open(&p, false);
+	pair_open_keyed(&p, false);
 	t.c = p.client;
 	/* Past the handshake, inside the data records. */
 	atomic_store(&script_corrupt_at, 5000 + 300000);
@@ -416,7 +448,7 @@ START_TEST(truncation_is_detected)
 	uint8_t got[100];
 	struct iovec iov = { (void *)"partial data", 12 };
 
-	pair_open(&p, false);
+	pair_open_keyed(&p, false);
 	ck_assert_int_eq(conn_send(p.client, &iov, 1, 0), 12);
 	ck_assert_int_eq(receive(p.server, got, 12), 12);
 	/* The TCP stream ends without a close record. */
@@ -470,11 +502,7 @@ main(void)
 	SRunner *sr;
 	int failed;
 
-	if (make_creds() != 0) {
-		fprintf(stderr, "test_conn: cannot create credentials "
-		    "(set TLSHIM_KEYS to the tlshim-keys binary)\n");
-		return 1;
-	}
+	creds_made = make_creds() == 0;
 	tcase_add_checked_fixture(tc, setup, NULL);
 	tcase_set_timeout(tc, 60);
 	tcase_add_test(tc, transfer_plain_transport);
@@ -490,7 +518,7 @@ main(void)
 	srunner_run_all(sr, CK_NORMAL);
 	failed = srunner_ntests_failed(sr);
 	srunner_free(sr);
-	{
+	if (creds_made) {
 		char cmd[256];
 
 		snprintf(cmd, sizeof(cmd), "rm -rf %s", creds_root);
