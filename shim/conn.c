@@ -8,6 +8,7 @@
 
 #include "config.h"
 #include "conn_internal.h"
+#include "log.h"
 #include "monotime.h"
 #include "real.h"
 
@@ -397,4 +398,22 @@ conn_state_errno_for_connect(struct conn *c)
 	}
 	pthread_mutex_unlock(&c->lock);
 	return rc;
+}
+
+int
+conn_check_owner(struct conn *c)
+{
+	if (conn_owned(c))
+		return 0;
+	log_msg(LOG_LEVEL_WARN, "fd %d: a forked child cannot use its parent's "
+	    "protected connection", c->fd);
+	return -ECONNRESET;
+}
+
+void
+conn_release_fd_locked(struct conn *c)
+{
+	if (c->fd >= 0)
+		real.close(c->fd);
+	c->fd = -1;
 }

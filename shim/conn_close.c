@@ -45,13 +45,7 @@ conn_shutdown(struct conn *c, int how)
 	} else {
 		c->want_shut_wr = true;
 		c->want_shut_rd = rd;
-		pthread_mutex_unlock(&c->lock);
-		rc = conn_queue_close_record(c);
-		if (rc == 0)
-			rc = conn_flush(c, false, MSG_NOSIGNAL);
-		pthread_mutex_lock(&c->lock);
-		if (rc == 0) {
-			c->shut_wr_done = true;
+		if ((rc = conn_write_close_locked(c)) == 0) {
 			(void)real.shutdown(c->fd, how);
 		} else if (rc == -EAGAIN) {
 			background = true;
@@ -69,7 +63,7 @@ void
 conn_close(struct conn *c)
 {
 	bool background = false;
-	int rc, dupfd;
+	int dupfd;
 
 	if (!conn_owned(c))
 		return;
@@ -88,13 +82,7 @@ conn_close(struct conn *c)
 	if (c->state == CONN_ESTABLISHED && !c->want_shut_wr &&
 	    !c->shut_wr_done) {
 		c->want_shut_wr = true;
-		pthread_mutex_unlock(&c->lock);
-		rc = conn_queue_close_record(c);
-		if (rc == 0)
-			rc = conn_flush(c, false, MSG_NOSIGNAL);
-		pthread_mutex_lock(&c->lock);
-		if (rc == 0)
-			c->shut_wr_done = true;
+		(void)conn_write_close_locked(c);
 	}
 	background = c->state != CONN_ESTABLISHED || !c->shut_wr_done;
 	if (background) {
@@ -124,9 +112,7 @@ out:
 	pthread_mutex_unlock(&c->send_lock);
 	if (background && conn_background(c) != 0) {
 		pthread_mutex_lock(&c->lock);
-		if (c->fd >= 0)
-			real.close(c->fd);
-		c->fd = -1;
+		conn_release_fd_locked(c);
 		conn_fail_locked(c, ENOMEM);
 		pthread_mutex_unlock(&c->lock);
 	}

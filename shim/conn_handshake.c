@@ -213,19 +213,15 @@ conn_progress_step(struct conn *c, short revents, int64_t now,
 		*established = c->state == CONN_ESTABLISHED;
 		if (c->state != CONN_ESTABLISHED) {
 			keep = c->state != CONN_FAILED;
-			if (!keep && c->app_closed && c->fd >= 0) {
-				real.close(c->fd);
-				c->fd = -1;
-			}
+			if (!keep && c->app_closed)
+				conn_release_fd_locked(c);
 			pthread_mutex_unlock(&c->lock);
 			return keep;
 		}
 	}
 	if (c->state == CONN_FAILED) {
-		if (c->app_closed && c->fd >= 0) {
-			real.close(c->fd);
-			c->fd = -1;
-		}
+		if (c->app_closed)
+			conn_release_fd_locked(c);
 		pthread_mutex_unlock(&c->lock);
 		return false;
 	}
@@ -238,19 +234,9 @@ conn_progress_step(struct conn *c, short revents, int64_t now,
 	rc = conn_flush(c, false, MSG_NOSIGNAL);
 	pthread_mutex_lock(&c->lock);
 	app_closed = c->app_closed;
-	if (rc == 0 && c->want_shut_wr && !c->shut_wr_done) {
-		pthread_mutex_unlock(&c->lock);
-		rc = conn_queue_close_record(c);
-		if (rc == 0)
-			rc = conn_flush(c, false, MSG_NOSIGNAL);
-		pthread_mutex_lock(&c->lock);
-		if (rc == 0) {
-			c->shut_wr_done = true;
-			if (!app_closed)
-				(void)real.shutdown(c->fd, c->want_shut_rd ?
-				    SHUT_RDWR : SHUT_WR);
-		}
-	}
+	if (rc == 0 && c->want_shut_wr && !c->shut_wr_done &&
+	    (rc = conn_write_close_locked(c)) == 0 && !app_closed)
+		(void)real.shutdown(c->fd, c->want_shut_rd ? SHUT_RDWR : SHUT_WR);
 	if (rc != 0 && rc != -EAGAIN) {
 		conn_fail_locked(c, -rc);
 	} else if (rc == -EAGAIN && app_closed && now >= c->drain_deadline_ms) {
@@ -260,8 +246,7 @@ conn_progress_step(struct conn *c, short revents, int64_t now,
 	}
 	if (app_closed && c->fd >= 0 &&
 	    (c->state == CONN_FAILED || c->shut_wr_done)) {
-		real.close(c->fd);
-		c->fd = -1;
+		conn_release_fd_locked(c);
 		keep = false;
 	}
 	if (c->state == CONN_FAILED)

@@ -92,6 +92,11 @@ struct conn {
 };
 
 /* conn.c */
+/* conn_check_owner(c): 0, or -ECONNRESET (logged) in a forked child,
+ * which must never use its parent's keys. */
+int conn_check_owner(struct conn *c);
+/* conn_release_fd_locked(c): close the shim's own descriptor; lock held. */
+void conn_release_fd_locked(struct conn *c);
 /* Hand ${c} to the background thread: 0, or -errno. */
 int conn_background(struct conn *c) __attribute__((warn_unused_result));
 int64_t conn_deadline_after(int timeout_ms);
@@ -101,6 +106,11 @@ void conn_fail_locked(struct conn *c, int err);
 void conn_fail(struct conn *c, int err);
 
 /* conn_send.c */
+/* conn_write_close_locked(c): queue the close record and send what the
+ * kernel takes; send_lock and lock held (lock is dropped meanwhile).
+ * 0 when it is out (shut_wr_done), -EAGAIN when the rest waits, or
+ * -errno. */
+int conn_write_close_locked(struct conn *c);
 int conn_pending_reserve(struct conn *c, size_t more);
 void conn_restore_nodelay(struct conn *c);
 int conn_seal_queue_locked(struct conn *c);

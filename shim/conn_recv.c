@@ -172,11 +172,8 @@ conn_recv(struct conn *c, const struct iovec *iov, int iovcnt, int flags)
 	int64_t deadline;
 	int rc;
 
-	if (!conn_owned(c)) {
-		log_msg(LOG_LEVEL_WARN, "fd %d: a forked child cannot use its parent's "
-		    "protected connection", c->fd);
-		return -ECONNRESET;
-	}
+	if ((rc = conn_check_owner(c)) != 0)
+		return rc;
 	if (flags & MSG_OOB)
 		return -EOPNOTSUPP;
 	deadline = conn_deadline_after(c->rcvtimeo_ms);

@@ -291,11 +291,8 @@ conn_send(struct conn *c, const struct iovec *iov, int iovcnt, int flags)
 	ssize_t n;
 	int rc;
 
-	if (!conn_owned(c)) {
-		log_msg(LOG_LEVEL_WARN, "fd %d: a forked child cannot use its parent's "
-		    "protected connection", c->fd);
-		return -ECONNRESET;
-	}
+	if ((rc = conn_check_owner(c)) != 0)
+		return rc;
 	if (flags & MSG_OOB)
 		return -EOPNOTSUPP;
 	if ((s = scratch_get()) == NULL)
@@ -357,4 +354,19 @@ err0:
 	/* What was accepted before a failure or a timeout is reported, as
 	 * the kernel reports a partial send. */
 	return skip > 0 ? (ssize_t)skip : rc;
+}
+
+int
+conn_write_close_locked(struct conn *c)
+{
+	int rc;
+
+	pthread_mutex_unlock(&c->lock);
+	rc = conn_queue_close_record(c);
+	if (rc == 0)
+		rc = conn_flush(c, false, MSG_NOSIGNAL);
+	pthread_mutex_lock(&c->lock);
+	if (rc == 0)
+		c->shut_wr_done = true;
+	return rc;
 }
