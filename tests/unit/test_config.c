@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "../../shim/config.h"
+#include "run_suite.h"
 
 static const char *const *env_table;
 
@@ -111,17 +112,11 @@ main(void)
 {
 	Suite *s = suite_create("config");
 	TCase *tc = tcase_create("config");
-	SRunner *sr;
-	int failed;
 
 	tcase_add_test(tc, defaults);
 	tcase_add_test(tc, full_configuration);
 	tcase_add_test(tc, zero_is_off);
 	tcase_add_test(tc, bad_values_are_errors);
 	suite_add_tcase(s, tc);
-	sr = srunner_create(s);
-	srunner_run_all(sr, CK_NORMAL);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed == 0 ? 0 : 1;
+	return run_suite(s);
 }

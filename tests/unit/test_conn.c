@@ -24,6 +24,7 @@
 #include "../../shim/conn.h"
 #include "../../shim/progress.h"
 #include "../../shim/real.h"
+#include "run_suite.h"
 
 static struct real_calls libc;
 static char creds_root[] = "/tmp/tlshim-test-conn-XXXXXX";
@@ -499,7 +500,6 @@ main(void)
 {
 	Suite *s = suite_create("conn");
 	TCase *tc = tcase_create("conn");
-	SRunner *sr;
 	int failed;
 
 	creds_made = make_creds() == 0;
@@ -514,10 +514,7 @@ main(void)
 	tcase_add_test(tc, truncation_is_detected);
 	tcase_add_test(tc, missing_credentials_fail_closed);
 	suite_add_tcase(s, tc);
-	sr = srunner_create(s);
-	srunner_run_all(sr, CK_NORMAL);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
+	failed = run_suite(s);
 	if (creds_made) {
 		char cmd[256];
 

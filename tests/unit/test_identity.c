@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "../../shim/identity.h"
+#include "run_suite.h"
 
 #define SEEDS "tests/fuzz/corpus/identity/"
 
@@ -153,8 +154,6 @@ main(void)
 {
 	Suite *s = suite_create("identity");
 	TCase *tc = tcase_create("identity");
-	SRunner *sr;
-	int failed;
 
 	tcase_add_test(tc, node_with_addresses);
 	tcase_add_test(tc, node_without_addresses);
@@ -162,9 +161,5 @@ main(void)
 	tcase_add_test(tc, every_flipped_byte_bounded);
 	tcase_add_test(tc, odd_address_length_refused);
 	suite_add_tcase(s, tc);
-	sr = srunner_create(s);
-	srunner_run_all(sr, CK_NORMAL);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed == 0 ? 0 : 1;
+	return run_suite(s);
 }

@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "../../tools/keys/message.h"
+#include "run_suite.h"
 
 static struct keys_message a, b;
 static uint8_t buf[KEYS_MESSAGE_MAX];
@@ -179,8 +180,6 @@ main(void)
 {
 	Suite *s = suite_create("message");
 	TCase *tc = tcase_create("message");
-	SRunner *sr;
-	int failed;
 
 	tcase_add_test(tc, join_round_trip);
 	tcase_add_test(tc, answers_round_trip);
@@ -188,9 +187,5 @@ main(void)
 	tcase_add_test(tc, crl_request_and_answer);
 	tcase_add_test(tc, format_refuses_what_parse_would);
 	suite_add_tcase(s, tc);
-	sr = srunner_create(s);
-	srunner_run_all(sr, CK_NORMAL);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed == 0 ? 0 : 1;
+	return run_suite(s);
 }

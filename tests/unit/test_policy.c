@@ -12,6 +12,7 @@
 #include "../../shim/config.h"
 #include "../../shim/decide.h"
 #include "../../shim/policy.h"
+#include "run_suite.h"
 
 static struct sockaddr_storage
 addr(const char *ip, int port)
@@ -364,8 +365,6 @@ main(void)
 {
 	Suite *s = suite_create("policy");
 	TCase *tc = tcase_create("policy");
-	SRunner *sr;
-	int failed;
 
 	tcase_add_test(tc, cidr_and_ports);
 	tcase_add_test(tc, ipv6_and_mapped);
@@ -379,9 +378,5 @@ main(void)
 	tcase_add_test(tc, unresolved_peer_fails_closed);
 	tcase_add_test(tc, unresolvable_exclusion_is_an_error);
 	suite_add_tcase(s, tc);
-	sr = srunner_create(s);
-	srunner_run_all(sr, CK_NORMAL);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed == 0 ? 0 : 1;
+	return run_suite(s);
 }

@@ -11,6 +11,7 @@
 #include <sodium.h>
 
 #include "../../shim/record.h"
+#include "run_suite.h"
 
 static const uint8_t secret_a[REC_SECRET_SIZE] = { 1, 2, 3, 4, 5 };
 
@@ -425,8 +426,6 @@ main(void)
 {
 	Suite *s = suite_create("record");
 	TCase *tc = tcase_create("record");
-	SRunner *sr;
-	int failed;
 
 	tcase_add_loop_test(tc, round_trip_all_sizes, 0, 2);
 	tcase_add_test(tc, decrypt_in_place);
@@ -441,9 +440,5 @@ main(void)
 	tcase_add_test(tc, reader_frames_a_stream_in_any_pieces);
 	tcase_add_test(tc, reader_refuses_alerts_and_bad_headers);
 	suite_add_tcase(s, tc);
-	sr = srunner_create(s);
-	srunner_run_all(sr, CK_NORMAL);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed == 0 ? 0 : 1;
+	return run_suite(s);
 }
