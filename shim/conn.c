@@ -86,6 +86,7 @@ conn_new(int fd, unsigned int flags)
 	if ((c = conn_alloc(fd)) == NULL)
 		return NULL;
 	c->is_client = (flags & CONN_NEW_CLIENT) != 0;
+	c->connect_outcome_due = (flags & CONN_NEW_CONNECTING) != 0;
 	atomic_store(&c->app_nonblocking, (flags & CONN_NEW_NONBLOCKING) != 0);
 	c->state = (flags & CONN_NEW_CONNECTING) ? CONN_CONNECTING :
 	    CONN_HANDSHAKING;
@@ -375,26 +376,30 @@ conn_set_linger_abort(struct conn *c, bool on)
 int
 conn_state_errno_for_connect(struct conn *c)
 {
-	int rc;
-
 	struct sockaddr_storage peer;
 	socklen_t len = sizeof(peer);
+	int rc;
 
 	pthread_mutex_lock(&c->lock);
 	switch (c->state) {
 	case CONN_CONNECTING:
-		/* Once TCP is up the kernel says EISCONN, though the progress
-		 * thread may not have seen it yet: hiredis and others call
-		 * connect again after POLLOUT to learn the outcome. */
-		rc = real.getpeername(c->fd, (struct sockaddr *)&peer, &len) == 0 ?
-		    EISCONN : EALREADY;
+		/* Once TCP is up the kernel tells the outcome, though the
+		 * progress thread may not have seen it yet: hiredis and others
+		 * call connect again after POLLOUT to learn it. */
+		if (real.getpeername(c->fd, (struct sockaddr *)&peer, &len) != 0) {
+			rc = EALREADY;
+			break;
+		}
+		rc = c->connect_outcome_due ? 0 : EISCONN;
+		c->connect_outcome_due = false;
 		break;
 	case CONN_FAILED:
 		rc = c->error_reported ? EISCONN : c->error;
 		c->error_reported = true;
 		break;
 	default:
-		rc = EISCONN;
+		rc = c->connect_outcome_due ? 0 : EISCONN;
+		c->connect_outcome_due = false;
 	}
 	pthread_mutex_unlock(&c->lock);
 	return rc;

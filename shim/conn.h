@@ -110,6 +110,11 @@ short conn_poll(struct conn *c, short events, short *kernel_events,
  * the socket means what it says (not during connect or handshake). */
 bool conn_settled(struct conn *c);
 
+/* conn_readable_bytes(c): ioctl(FIONREAD): plaintext a recv() returns
+ * now without waiting (the record being read; complete records the
+ * kernel holds are opened to tell). 0 before the channel is keyed. */
+int conn_readable_bytes(struct conn *c);
+
 /* conn_take_so_error(c): SO_ERROR as the kernel would report it (reading
  * clears it). */
 int conn_take_so_error(struct conn *c);
@@ -121,8 +126,10 @@ void conn_set_linger_abort(struct conn *c, bool on);
 /* conn_app_set_nodelay(c): the application set TCP_NODELAY itself. */
 void conn_app_set_nodelay(struct conn *c);
 
-/* conn_state_errno_for_connect(c): the errno a repeated connect(2) gets:
- * EALREADY while TCP connects, EISCONN after, the failure once. */
+/* conn_state_errno_for_connect(c): what a repeated connect(2) gets, as
+ * from the kernel: EALREADY while TCP connects; once it is up, 0 the
+ * first time after a non-blocking connect (the outcome), EISCONN after
+ * that; the failure once. */
 int conn_state_errno_for_connect(struct conn *c);
 
 /*

@@ -56,6 +56,7 @@ struct conn {
 	int so_error;			/* connect error not yet read by SO_ERROR */
 	bool error_reported;		/* SO_ERROR has told of the failure */
 	bool is_client;
+	bool connect_outcome_due;	/* a repeated connect() says 0 once */
 	atomic_bool app_nonblocking;
 	int rcvtimeo_ms, sndtimeo_ms;	/* -1: no timeout */
 	bool linger_abort;		/* SO_LINGER {1, 0}: reset, no close record */

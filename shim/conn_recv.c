@@ -245,3 +245,29 @@ out:
 		return (ssize_t)done;
 	return rc;
 }
+
+int
+conn_readable_bytes(struct conn *c)
+{
+	int rc, avail = 0;
+
+	if (conn_check_owner(c) != 0)
+		return 0;
+	pthread_mutex_lock(&c->lock);
+	rc = c->state == CONN_ESTABLISHED;
+	pthread_mutex_unlock(&c->lock);
+	if (!rc)
+		return 0;	/* no data before the channel is keyed */
+	pthread_mutex_lock(&c->recv_lock);
+	/* Complete records the kernel holds are opened now (never waiting),
+	 * so that "readable" means what recv() will return. */
+	while (c->rx_plain_len == 0 && !c->rx_eof && !c->rx_error &&
+	    (rc = conn_read_record(c, false)) >= 0) {
+		if (rc == 1 && conn_open_record(c, NULL, 0) < 0)
+			break;
+	}
+	if (c->rx_plain_len <= (size_t)INT32_MAX)
+		avail = (int)c->rx_plain_len;
+	pthread_mutex_unlock(&c->recv_lock);
+	return avail;
+}

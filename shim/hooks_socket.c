@@ -160,6 +160,8 @@ connect(int fd, const struct sockaddr *addr, socklen_t addrlen)
 	if ((c = fdtab_get(fd)) != NULL) {
 		err = conn_state_errno_for_connect(c);
 		conn_unref(c);
+		if (err == 0)
+			return 0;
 		errno = err;
 		return -1;
 	}
@@ -544,6 +546,13 @@ ioctl(int fd, unsigned long request, ...)
 	va_start(ap, request);
 	arg = va_arg(ap, void *);
 	va_end(ap);
+	/* FIONREAD counts plaintext, as the application will read it; the
+	 * kernel would count ciphertext. */
+	if (request == FIONREAD && arg != NULL && (c = fdtab_get(fd)) != NULL) {
+		*(int *)arg = conn_readable_bytes(c);
+		conn_unref(c);
+		return 0;
+	}
 	rc = REAL(ioctl)(fd, request, arg);
 	if (rc == 0 && request == FIONBIO && arg != NULL &&
 	    (c = fdtab_get(fd)) != NULL) {

@@ -1,0 +1,326 @@
+"""Socket scenarios whose every observable result is recorded, so that a
+run on plain sockets and a run under the shim can be compared line by
+line (tests/e2e/31-conformance.sh).
+
+  conform.py list          the scenarios, one a line
+  conform.py run NAME      run one; print its observations, one a line
+
+Each scenario connects a client and a server on 127.0.0.1 inside this one
+process and records return values, errno names, bytes and readiness, in
+order. Nothing depends on timing but through explicit waits.
+"""
+import errno
+import fcntl
+import os
+import select
+import signal
+import socket
+import struct
+import sys
+import termios
+import threading
+import time
+
+SCENARIOS = {}
+
+
+def scenario(fn):
+    SCENARIOS[fn.__name__] = fn
+    return fn
+
+
+class Log:
+    def __init__(self):
+        self.lines = []
+
+    def __call__(self, label, thunk):
+        """Record what ${thunk}() returns, or the errno it raises."""
+        try:
+            value = thunk()
+        except OSError as e:
+            value = "error " + errno.errorcode.get(e.errno, str(e.errno))
+        if isinstance(value, (bytes, bytearray)):
+            value = "bytes %r" % bytes(value)
+        self.lines.append("%s: %s" % (label, value))
+        return value
+
+
+def listener():
+    srv = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    srv.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    srv.bind(("127.0.0.1", 0))
+    srv.listen(8)
+    return srv, srv.getsockname()[1]
+
+
+def pair():
+    srv, port = listener()
+    cli = socket.create_connection(("127.0.0.1", port))
+    conn, _ = srv.accept()
+    srv.close()
+    return cli, conn
+
+
+def wait_readable(sock, timeout=5.0):
+    select.select([sock], [], [], timeout)
+
+
+def recv_exactly(sock, n):
+    out = b""
+    while len(out) < n:
+        chunk = sock.recv(n - len(out))
+        if not chunk:
+            break
+        out += chunk
+    return out
+
+
+def poll_events(sock, timeout_ms=2000, want=select.POLLIN):
+    p = select.poll()
+    p.register(sock, want | select.POLLRDHUP)
+    got = p.poll(timeout_ms)
+    names = []
+    for bit, name in ((select.POLLIN, "IN"), (select.POLLOUT, "OUT"),
+                      (select.POLLERR, "ERR"), (select.POLLHUP, "HUP"),
+                      (select.POLLRDHUP, "RDHUP")):
+        if got and got[0][1] & bit:
+            names.append(name)
+    return "|".join(names) or "none"
+
+
+# --- the connect state machine ---------------------------------------
+
+@scenario
+def connect_nonblocking(log):
+    srv, port = listener()
+    cli = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    cli.setblocking(False)
+    log("connect", lambda: errno.errorcode.get(
+        cli.connect_ex(("127.0.0.1", port)), 0))
+    log("poll out", lambda: poll_events(cli, want=select.POLLOUT))
+    log("connect again", lambda: errno.errorcode.get(
+        cli.connect_ex(("127.0.0.1", port)), 0))
+    log("SO_ERROR", lambda: cli.getsockopt(socket.SOL_SOCKET,
+                                           socket.SO_ERROR))
+    conn, _ = srv.accept()
+    log("peer port is ours", lambda: conn.getpeername()[1] ==
+        cli.getsockname()[1])
+    log("accepted blocking", lambda: conn.getblocking())
+
+
+@scenario
+def connect_refused(log):
+    srv, port = listener()
+    srv.close()
+    cli = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    log("blocking connect", lambda: cli.connect(("127.0.0.1", port)))
+    cli.close()
+    cli = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    cli.setblocking(False)
+    log("connect", lambda: errno.errorcode.get(
+        cli.connect_ex(("127.0.0.1", port)), 0))
+    log("poll", lambda: poll_events(cli, want=select.POLLOUT))
+    log("SO_ERROR", lambda: errno.errorcode.get(cli.getsockopt(
+        socket.SOL_SOCKET, socket.SO_ERROR), 0))
+    log("SO_ERROR again", lambda: cli.getsockopt(socket.SOL_SOCKET,
+                                                 socket.SO_ERROR))
+
+
+# --- receiving flags -------------------------------------------------
+
+@scenario
+def peek_then_read(log):
+    cli, conn = pair()
+    cli.sendall(b"hello world")
+    wait_readable(conn)
+    time.sleep(0.05)
+    log("peek 5", lambda: conn.recv(5, socket.MSG_PEEK))
+    log("read 11", lambda: recv_exactly(conn, 11))
+
+
+@scenario
+def dontwait_on_empty(log):
+    cli, conn = pair()
+    log("recv dontwait", lambda: conn.recv(10, socket.MSG_DONTWAIT))
+    conn.setblocking(False)
+    log("recv nonblocking", lambda: conn.recv(10))
+
+
+@scenario
+def waitall_across_sends(log):
+    cli, conn = pair()
+
+    def later():
+        for piece in (b"aaaa", b"bbbb", b"cccc"):
+            time.sleep(0.05)
+            cli.sendall(piece)
+    t = threading.Thread(target=later)
+    t.start()
+    log("recv 12 waitall", lambda: conn.recv(12, socket.MSG_WAITALL))
+    t.join()
+
+
+@scenario
+def fionread_counts_plaintext(log):
+    cli, conn = pair()
+    cli.sendall(b"x" * 100)
+    wait_readable(conn)
+    time.sleep(0.1)
+
+    def fionread():
+        buf = fcntl.ioctl(conn, termios.FIONREAD, struct.pack("i", 0))
+        return struct.unpack("i", buf)[0]
+    log("FIONREAD", fionread)
+    log("read", lambda: len(recv_exactly(conn, 100)))
+    log("FIONREAD after", fionread)
+
+
+# --- ends of streams ---------------------------------------------------
+
+@scenario
+def half_close_both_ways(log):
+    cli, conn = pair()
+    cli.sendall(b"request")
+    log("client shutdown WR", lambda: cli.shutdown(socket.SHUT_WR))
+    log("server reads", lambda: recv_exactly(conn, 7))
+    log("server reads EOF", lambda: conn.recv(10))
+    log("server replies", lambda: conn.sendall(b"reply"))
+    conn.close()
+    log("client reads", lambda: recv_exactly(cli, 5))
+    log("client reads EOF", lambda: cli.recv(10))
+
+
+@scenario
+def poll_after_peer_closed(log):
+    cli, conn = pair()
+    cli.sendall(b"last words")
+    cli.close()
+    time.sleep(0.1)
+    log("poll", lambda: poll_events(conn))
+    log("read", lambda: recv_exactly(conn, 10))
+    log("poll at EOF", lambda: poll_events(conn))
+    log("read EOF", lambda: conn.recv(10))
+
+
+@scenario
+def linger_zero_resets(log):
+    cli, conn = pair()
+    cli.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER,
+                   struct.pack("ii", 1, 0))
+    cli.close()
+    wait_readable(conn)
+    time.sleep(0.1)
+    log("recv after reset", lambda: conn.recv(10))
+
+
+@scenario
+def epoll_rdhup_and_edge(log):
+    cli, conn = pair()
+    ep = select.epoll()
+    ep.register(conn, select.EPOLLIN | select.EPOLLET | select.EPOLLRDHUP)
+    cli.sendall(b"0123456789")
+    log("wait", lambda: sorted(e for _, e in ep.poll(2)))
+    log("read 4", lambda: conn.recv(4))
+    log("edge: no new event", lambda: ep.poll(0.2))
+    log("read rest", lambda: recv_exactly(conn, 6))
+    cli.shutdown(socket.SHUT_WR)
+    log("wait rdhup", lambda: sorted(e for _, e in ep.poll(2)))
+
+
+@scenario
+def epoll_oneshot_rearm(log):
+    cli, conn = pair()
+    ep = select.epoll()
+    ep.register(conn, select.EPOLLIN | select.EPOLLONESHOT)
+    cli.sendall(b"one")
+    log("first", lambda: len(ep.poll(2)))
+    log("disarmed", lambda: len(ep.poll(0.2)))
+    log("read", lambda: conn.recv(3))
+    cli.sendall(b"two")
+    time.sleep(0.1)
+    ep.modify(conn, select.EPOLLIN | select.EPOLLONESHOT)
+    log("rearmed", lambda: len(ep.poll(2)))
+    log("read", lambda: conn.recv(3))
+
+
+# --- descriptors ---------------------------------------------------------
+
+@scenario
+def dup_then_close_original(log):
+    cli, conn = pair()
+    fd = os.dup(cli.fileno())
+    cli.close()
+    log("write through dup", lambda: os.write(fd, b"via dup"))
+    log("peer reads", lambda: recv_exactly(conn, 7))
+    os.close(fd)
+    log("peer reads EOF", lambda: conn.recv(10))
+
+
+@scenario
+def sendfile_to_socket(log):
+    cli, conn = pair()
+    path = "/tmp/tlshim-conform-%d" % os.getpid()
+    with open(path, "wb") as f:
+        f.write(bytes(range(256)) * 100)
+    with open(path, "rb") as f:
+        log("sendfile", lambda: os.sendfile(cli.fileno(), f.fileno(), 0,
+                                            25600))
+    os.unlink(path)
+    log("peer reads", lambda: recv_exactly(conn, 25600) ==
+        bytes(range(256)) * 100)
+
+
+@scenario
+def msg_more_and_cork(log):
+    cli, conn = pair()
+    log("send more", lambda: cli.send(b"part1-", socket.MSG_MORE))
+    log("send", lambda: cli.send(b"part2"))
+    cli.setsockopt(socket.IPPROTO_TCP, socket.TCP_CORK, 1)
+    log("corked send", lambda: cli.send(b"-part3"))
+    cli.setsockopt(socket.IPPROTO_TCP, socket.TCP_CORK, 0)
+    log("peer reads", lambda: recv_exactly(conn, 17))
+
+
+@scenario
+def splice_from_socket(log):
+    cli, conn = pair()
+    cli.sendall(b"spliced")
+    wait_readable(conn)
+    time.sleep(0.05)
+    r, w = os.pipe()
+    log("splice", lambda: os.splice(conn.fileno(), w, 7))
+    log("then recv", lambda: conn.recv(7, socket.MSG_DONTWAIT))
+
+
+@scenario
+def signal_interrupts_recv(log):
+    """A signal whose handler is installed without SA_RESTART interrupts a
+    blocking recv with EINTR (seen here through a raw libc call, since
+    Python retries for us)."""
+    import ctypes
+    libc = ctypes.CDLL(None, use_errno=True)
+    cli, conn = pair()
+    signal.signal(signal.SIGALRM, lambda *a: None)
+    signal.siginterrupt(signal.SIGALRM, True)
+    buf = ctypes.create_string_buffer(16)
+    signal.setitimer(signal.ITIMER_REAL, 0.2)
+    n = libc.recv(conn.fileno(), buf, 16, 0)
+    err = ctypes.get_errno()
+    log("recv", lambda: n if n >= 0 else
+        "error " + errno.errorcode.get(err, str(err)))
+    cli.sendall(b"after")
+    log("recv after", lambda: recv_exactly(conn, 5))
+
+
+def main():
+    if sys.argv[1] == "list":
+        print("\n".join(SCENARIOS))
+        return 0
+    log = Log()
+    SCENARIOS[sys.argv[2]](log)
+    print("\n".join(log.lines))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
