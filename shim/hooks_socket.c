@@ -523,17 +523,9 @@ fcntl(int fd, int cmd, ...)
 	return fcntl_common(fd, cmd, arg);
 }
 
-EXPORT int
-fcntl64(int fd, int cmd, ...)
-{
-	va_list ap;
-	void *arg;
-
-	va_start(ap, cmd);
-	arg = va_arg(ap, void *);
-	va_end(ap);
-	return fcntl_common(fd, cmd, arg);
-}
+/* The large-file name of the same call (_FILE_OFFSET_BITS=64 programs);
+ * on LP64 it is fcntl itself. */
+EXPORT int fcntl64(int fd, int cmd, ...) __attribute__((alias("fcntl")));
 
 EXPORT int
 ioctl(int fd, unsigned long request, ...)
