@@ -143,6 +143,68 @@ keys_pin_main(int argc, char **argv)
 	return rc;
 }
 
+/*
+ * crl.pem, when present, as the shim will read it: every CRL signed by a
+ * CA of ca.crt (see the shim's creds.c), not past its next update, and
+ * not listing this node. Prints one line; KEYS_OK or KEYS_FILE.
+ */
+static int
+crl_state(const char *dir, WOLFSSL_CERT_MANAGER *cm, const uint8_t *crt,
+    size_t crt_len)
+{
+	static const char end[] = "-----END X509 CRL-----";
+	char path[4200];
+	uint8_t *pem = NULL;
+	size_t len = 0;
+	const uint8_t *at, *stop;
+	int rc = KEYS_OK, count = 0, v;
+
+	snprintf(path, sizeof(path), "%s/crl.pem", dir);
+	if (access(path, F_OK) != 0) {
+		printf("%-12s none (%s/crl.pem absent)\n", "crl", dir);
+		return KEYS_OK;
+	}
+	if (keys_read_file(path, false, &pem, &len) != KEYS_OK)
+		return KEYS_FILE;
+	if (wolfSSL_CertManagerEnableCRL(cm, WOLFSSL_CRL_CHECK) !=
+	    WOLFSSL_SUCCESS) {
+		free(pem);
+		return keys_fail(KEYS_FILE, "wolfSSL cannot check CRLs");
+	}
+	for (at = pem; (stop = memmem(at, len - (size_t)(at - pem), end,
+	    sizeof(end) - 1)) != NULL; at = stop) {
+		stop += sizeof(end) - 1;
+		v = wolfSSL_CertManagerLoadCRLBuffer(cm, at, (long)(stop - at),
+		    WOLFSSL_FILETYPE_PEM);
+		if (v == ASN_CRL_NO_SIGNER_E)
+			continue;	/* a CA no longer trusted: set aside */
+		if (v != WOLFSSL_SUCCESS) {
+			free(pem);
+			return keys_fail(KEYS_FILE, "%s: a CRL that is not signed by "
+			    "a CA of ca.crt", path);
+		}
+		count++;
+	}
+	free(pem);
+	if (count == 0) {
+		printf("%-12s no CRL of a trusted CA in %s\n", "crl", path);
+		return KEYS_OK;
+	}
+	v = wolfSSL_CertManagerVerifyBuffer(cm, crt, (long)crt_len,
+	    WOLFSSL_FILETYPE_PEM);
+	if (v == CRL_CERT_DATE_ERR)
+		rc = keys_fail(KEYS_FILE, "%s is past its next update: the shim "
+		    "refuses every peer (tlshim-keys crl fetches a new one)", path);
+	else if (v == CRL_CERT_REVOKED)
+		rc = keys_fail(KEYS_FILE, "this node's certificate is revoked "
+		    "(%s)", path);
+	else if (v != WOLFSSL_SUCCESS)
+		rc = keys_fail(KEYS_FILE, "%s cannot be checked (%d)", path, v);
+	printf("%-12s %s, %d CRL%s\n", "crl", rc == KEYS_OK ? "current" :
+	    "NOT usable", count, count == 1 ? "" : "s");
+	return rc;
+}
+
 int
 keys_show_main(int argc, char **argv)
 {
@@ -219,8 +281,13 @@ keys_show_main(int argc, char **argv)
 			printf("%-12s yes (%s/node.key, mode 0600)\n",
 			    "key matches", dir);
 		}
-		if (cm != NULL)
+		if (cm != NULL) {
+			int crl_rc = crl_state(dir, cm, crt_pem, crt_len);
+
+			if (crl_rc != KEYS_OK)
+				rc = crl_rc;
 			wolfSSL_CertManagerFree(cm);
+		}
 	}
 out:
 	if (crt != NULL)
