@@ -73,7 +73,7 @@ run_job() {
 		if [ $n = 1 ]; then ns=$NS_A ifname=$VETH_A; else ns=$NS_B ifname=$VETH_B; fi
 		# With TLSHIM=1 and no credentials yet, torchrun.sh joins.
 		ip netns exec "$ns" env TLSHIM=$shim TLSHIM_LIB="$BUILD/libtlshim.so" \
-		    TLSHIM_DIR="$T/node$n" TLSHIM_LOG=info \
+		    TLSHIM_DIR="$T/node$n" TLSHIM_LOG=info TLSHIM_LOG_FORMAT=json \
 		    TLSHIM_SERVER=198.18.0.1:7443 TLSHIM_PIN="$PIN" \
 		    TLSHIM_TOKEN="$TOKEN" TLSHIM_NODE=node$n TLSHIM_KEYS="$KEYS" \
 		    TLSHIM_LOG_FILE="$T/node$n.log" GLOO_SOCKET_IFNAME="$ifname" \
@@ -117,7 +117,7 @@ say "   $(cat "$T/tlshim.json")"
 field() { sed -n "s/.*\"$2\": \\([^,}]*\\).*/\\1/p" "$T/$1.json" | tr -d '"'; }
 protected=$(cat "$T/node1.log" "$T/node2.log" | grep -c "protected as" || true)
 cross=$(grep -c "protected as server, peer spiffe://demo/node/node2" "$T/node1.log" || true)
-failures=$(cat "$T/node1.log" "$T/node2.log" | grep -c ": error:" || true)
+failures=$(cat "$T/node1.log" "$T/node2.log" | grep -c '"level":"error"' || true)
 captured=$(tshark -r "$T/tlshim.pcap" -T fields -e tcp.len 2>/dev/null |
     awk '{s += $1} END {print s + 0}')
 tls=$(tshark -r "$T/tlshim.pcap" -Y "tls.handshake.type == 1" -T fields \
@@ -151,8 +151,12 @@ say "outside:    every rank downloaded $(field tlshim dataset_bytes) bytes" \
     echo matches || echo DIFFERS), left as the program made it"
 say "overhead:   training loop $shim_s s with tlshim vs $plain_s s without" \
     "($(awk -v a="$shim_s" -v b="$plain_s" 'BEGIN {printf "%.2fx", a / b}'))"
-say "logs:       one line per connection, e.g."
-grep -m1 "protected as server" "$T/node1.log" | sed 's/^/            /'
+say "logs:       one JSON object per connection event (TLSHIM_LOG_FORMAT=json), e.g."
+grep -m1 '"event":"protected","role":"server"' "$T/node1.log" |
+    sed 's/^/            /'
+say ""
+say "== audit (tlshim audit on both nodes' logs)"
+"$BUILD/tlshim" audit "$T/node1.log" "$T/node2.log" | sed 's/^/   /'
 [ "$clear" = absent ] && [ "$control" = "in clear" ] &&
     [ "$protected" -gt 0 ] && [ "$failures" = 0 ] &&
     [ "$(field tlshim dataset_sha256)" = "$DATASET_SHA" ]

@@ -204,7 +204,7 @@ process_getenv(const char *name)
 void
 config_init(void)
 {
-	const char *level = getenv("TLSHIM_LOG");
+	const char *level = getenv("TLSHIM_LOG"), *format;
 	enum log_level threshold = LOG_LEVEL_WARN;
 
 	if (level != NULL) {
@@ -218,7 +218,13 @@ config_init(void)
 	config_load(&config, process_getenv);
 	if (!config.enabled)
 		return;
-	log_open(threshold, getenv("TLSHIM_LOG_FILE"));
+	format = getenv("TLSHIM_LOG_FORMAT");
+	log_open(threshold, format != NULL && strcmp(format, "json") == 0 ?
+	    LOG_FORMAT_JSON : LOG_FORMAT_TEXT, getenv("TLSHIM_LOG_FILE"));
+	if (format != NULL && strcmp(format, "json") != 0 &&
+	    strcmp(format, "text") != 0)
+		log_msg(LOG_LEVEL_WARN, "TLSHIM_LOG_FORMAT=\"%s\" is not text or "
+		    "json; using text", format);
 	if (level != NULL && strcmp(level, "error") && strcmp(level, "warn") &&
 	    strcmp(level, "info") && strcmp(level, "debug"))
 		log_msg(LOG_LEVEL_WARN, "TLSHIM_LOG=\"%s\" is not error, warn, info or "

@@ -422,3 +422,20 @@ conn_release_fd_locked(struct conn *c)
 		real.close(c->fd);
 	c->fd = -1;
 }
+
+struct log_event
+conn_log_event(const struct conn *c, const char *event)
+{
+	struct log_event ev = {
+		.event = event,
+		.role = conn_role(c),
+		.local = c->local_at[0] ? c->local_at : NULL,
+		.peer = c->peer_at[0] ? c->peer_at : NULL,
+		.identity = c->peer[0] && c->peer[0] != '(' ? c->peer : NULL,
+		.handshake_ms = -1,
+		.sent = -1,
+		.received = -1,
+	};
+
+	return ev;
+}

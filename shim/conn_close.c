@@ -7,11 +7,18 @@
 #include "monotime.h"
 #include "real.h"
 
-static void
-log_closed(struct conn *c)
+void
+conn_log_closed(struct conn *c)
 {
-	log_msg(LOG_LEVEL_INFO, "fd %d: closed, peer %s at %s, sent %llu bytes, "
-	    "received %llu bytes", c->fd, c->peer[0] ? c->peer : "(none)",
+	struct log_event ev = conn_log_event(c, "closed");
+
+	if (c->close_logged)
+		return;
+	c->close_logged = true;
+	ev.sent = (long long)c->bytes_out;
+	ev.received = (long long)c->bytes_in;
+	log_event(LOG_LEVEL_INFO, &ev, "fd %d: closed, peer %s at %s, sent %llu "
+	    "bytes, received %llu bytes", c->fd, c->peer[0] ? c->peer : "(none)",
 	    c->peer_at[0] ? c->peer_at : "?",
 	    (unsigned long long)c->bytes_out, (unsigned long long)c->bytes_in);
 }
@@ -70,7 +77,7 @@ conn_close(struct conn *c)
 	pthread_mutex_lock(&c->send_lock);
 	pthread_mutex_lock(&c->lock);
 	if (c->state == CONN_ESTABLISHED && !c->linger_abort)
-		log_closed(c);
+		conn_log_closed(c);
 	if (c->state == CONN_FAILED || c->linger_abort) {
 		/* Nothing to deliver, or the application asked for a reset. */
 		c->app_closed = true;
@@ -126,7 +133,15 @@ conn_close_at_exit(struct conn *c)
 	 * hold the locks forever. */
 	bool go = false;
 
-	if (!conn_owned(c) || pthread_mutex_trylock(&c->send_lock) != 0)
+	if (!conn_owned(c))
+		return;
+	/* The audit trail's bytes at close, for a program that exits without
+	 * closing (the state lock is only ever held briefly). */
+	pthread_mutex_lock(&c->lock);
+	if (c->state == CONN_ESTABLISHED && !c->app_closed)
+		conn_log_closed(c);
+	pthread_mutex_unlock(&c->lock);
+	if (pthread_mutex_trylock(&c->send_lock) != 0)
 		return;
 	if (pthread_mutex_trylock(&c->lock) == 0) {
 		go = c->state == CONN_ESTABLISHED && !c->app_closed &&

@@ -32,6 +32,7 @@ conn_take_handshake_tail(struct conn *c)
 static void
 conn_establish_locked(struct conn *c, int64_t now)
 {
+	struct log_event ev;
 	uint8_t tx_secret[REC_SECRET_SIZE], rx_secret[REC_SECRET_SIZE];
 	enum rec_cipher cipher;
 
@@ -52,11 +53,14 @@ conn_establish_locked(struct conn *c, int64_t now)
 		return;
 	}
 	snprintf(c->peer, sizeof(c->peer), "%s", handshake_peer(c->hs));
-	log_msg(LOG_LEVEL_INFO, "fd %d: protected as %s, peer %s at %s, %s, data %s, "
-	    "handshake %lld ms", c->fd, conn_role(c), c->peer, c->peer_at,
-	    handshake_suite(c->hs), cipher == REC_AES256GCM ?
-	    "AES-256-GCM" : "ChaCha20-Poly1305",
-	    (long long)(now - c->started_ms));
+	ev = conn_log_event(c, "protected");
+	ev.suite = handshake_suite(c->hs);
+	ev.data_cipher = cipher == REC_AES256GCM ? "AES-256-GCM" :
+	    "ChaCha20-Poly1305";
+	ev.handshake_ms = now - c->started_ms;
+	log_event(LOG_LEVEL_INFO, &ev, "fd %d: protected as %s, peer %s at %s, "
+	    "%s, data %s, handshake %lld ms", c->fd, conn_role(c), c->peer,
+	    c->peer_at, ev.suite, ev.data_cipher, ev.handshake_ms);
 	handshake_free(c->hs);
 	c->hs = NULL;
 	if (atomic_load(&c->pending_len) == 0)
@@ -118,14 +122,22 @@ conn_start_handshake_locked(struct conn *c, int64_t now)
 		conn_fail_locked(c, c->is_client ? ECONNREFUSED : ECONNRESET);
 		return;
 	}
+	if (real.getsockname(c->fd, (struct sockaddr *)&peer_addr, &len) != 0)
+		peer_addr.ss_family = AF_UNSPEC;
+	identity_format_address((struct sockaddr *)&peer_addr, c->local_at,
+	    sizeof(c->local_at));
+	len = sizeof(peer_addr);
 	if (real.getpeername(c->fd, (struct sockaddr *)&peer_addr, &len) != 0)
 		peer_addr.ss_family = AF_UNSPEC;
 	identity_format_address((struct sockaddr *)&peer_addr, c->peer_at,
 	    sizeof(c->peer_at));
 	if ((c->hs = handshake_new(c->fd, c->is_client,
 	    (struct sockaddr *)&peer_addr, err, sizeof(err))) == NULL) {
-		log_msg_limited(LOG_LEVEL_ERROR, "fd %d: cannot protect the connection, so it "
-		    "is refused: %s", c->fd, err);
+		struct log_event ev = conn_log_event(c, "refused");
+
+		ev.reason = err;
+		log_event_limited(LOG_LEVEL_ERROR, &ev, "fd %d: cannot protect the "
+		    "connection, so it is refused: %s", c->fd, err);
 		conn_fail_locked(c, c->is_client ? ECONNREFUSED : ECONNRESET);
 		return;
 	}
@@ -179,18 +191,24 @@ conn_handshake_locked(struct conn *c, short revents, int64_t now)
 	rc = handshake_step(c->hs);
 	if (rc == -EAGAIN) {
 		if (now >= c->deadline_ms) {
-			log_msg_limited(LOG_LEVEL_ERROR, "fd %d: TLS handshake as %s with %s "
-			    "timed out after %d s (peer stalled or not running "
-			    "tlshim)%s", c->fd, conn_role(c), c->peer_at,
+			struct log_event ev = conn_log_event(c, "refused");
+
+			ev.reason = "TLS handshake timed out";
+			log_event_limited(LOG_LEVEL_ERROR, &ev, "fd %d: TLS handshake "
+			    "as %s with %s timed out after %d s (peer stalled or not "
+			    "running tlshim)%s", c->fd, conn_role(c), c->peer_at,
 			    config.handshake_timeout_ms / 1000, scope_hint(c));
 			conn_fail_locked(c, ETIMEDOUT);
 		}
 		return;
 	}
 	if (rc != 0) {
-		log_msg_limited(LOG_LEVEL_ERROR, "fd %d: connection refused as %s "
-		    "(%s %s): %s%s", c->fd, conn_role(c), c->is_client ? "to" : "from",
-		    c->peer_at, handshake_error(c->hs),
+		struct log_event ev = conn_log_event(c, "refused");
+
+		ev.reason = handshake_error(c->hs);
+		log_event_limited(LOG_LEVEL_ERROR, &ev, "fd %d: connection refused "
+		    "as %s (%s %s): %s%s", c->fd, conn_role(c), c->is_client ?
+		    "to" : "from", c->peer_at, handshake_error(c->hs),
 		    strstr(handshake_error(c->hs), "running tlshim") != NULL ?
 		    scope_hint(c) : "");
 		conn_fail_locked(c, c->is_client ? ECONNREFUSED : ECONNRESET);
@@ -246,6 +264,10 @@ conn_progress_step(struct conn *c, short revents, int64_t now,
 	}
 	if (app_closed && c->fd >= 0 &&
 	    (c->state == CONN_FAILED || c->shut_wr_done)) {
+		/* Closed before the handshake had finished: the line is
+		 * written once the data and the close record are out. */
+		if (c->shut_wr_done)
+			conn_log_closed(c);
 		conn_release_fd_locked(c);
 		keep = false;
 	}

@@ -27,6 +27,7 @@
 
 #include "conn.h"
 #include "handshake.h"
+#include "log.h"
 #include "record.h"
 
 /* Plaintext accepted while the handshake runs; beyond it, senders wait. */
@@ -62,6 +63,7 @@ struct conn {
 	bool linger_abort;		/* SO_LINGER {1, 0}: reset, no close record */
 	bool nodelay_forced;		/* TCP_NODELAY on until the handshake is out */
 	bool app_closed;		/* ${fd} is now our duplicate, or -1 */
+	bool close_logged;		/* the "closed" line is written */
 	bool want_shut_wr;		/* close record due once all is sent */
 	bool want_shut_rd;
 	bool shut_wr_done;
@@ -71,6 +73,7 @@ struct conn {
 	struct handshake *hs;
 	char peer[256];			/* identity, once authenticated */
 	char peer_at[64];		/* "198.18.0.2:7000", for the log */
+	char local_at[64];		/* this end's address, likewise */
 	uint8_t *queued;
 	size_t queued_len;
 
@@ -96,6 +99,11 @@ struct conn {
 /* conn_check_owner(c): 0, or -ECONNRESET (logged) in a forked child,
  * which must never use its parent's keys. */
 int conn_check_owner(struct conn *c);
+/* conn_log_closed(c): the "closed" line with the bytes each way, once;
+ * lock held. (conn_close.c) */
+void conn_log_closed(struct conn *c);
+/* conn_log_event(c, event): ${c}'s addresses and peer, for the log. */
+struct log_event conn_log_event(const struct conn *c, const char *event);
 /* conn_release_fd_locked(c): close the shim's own descriptor; lock held. */
 void conn_release_fd_locked(struct conn *c);
 /* Hand ${c} to the background thread: 0, or -errno. */

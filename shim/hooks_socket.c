@@ -26,7 +26,9 @@
 #include "epollset.h"
 #include "fdclass.h"
 #include "fdtab.h"
+#include "identity.h"
 #include "log.h"
+#include "policy.h"
 #include "progress.h"
 #include "real.h"
 #include "shim.h"
@@ -46,6 +48,32 @@ is_tcp(int fd)
 	len = sizeof(proto);
 	return REAL(getsockopt)(fd, SOL_SOCKET, SO_PROTOCOL, &proto, &len) == 0 &&
 	    proto == IPPROTO_TCP;
+}
+
+/* A TCP connection the policy leaves in clear: one info line (the audit
+ * trail shows what was not protected, and why not). */
+static void
+log_clear(int fd, const char *role, const struct sockaddr *local,
+    const struct sockaddr *peer)
+{
+	char local_at[64], peer_at[64];
+	struct log_event ev = { .event = "clear", .role = role,
+	    .handshake_ms = -1, .sent = -1, .received = -1,
+	    .reason = "not protected by the policy (TLSHIM_PEERS, "
+	    "TLSHIM_INCLUDE, TLSHIM_EXCLUDE)" };
+
+	/* Loopback is this host's own traffic, not the network's. */
+	if (!log_enabled(LOG_LEVEL_INFO) || policy_is_loopback(peer))
+		return;
+	identity_format_address(peer, peer_at, sizeof(peer_at));
+	ev.peer = peer_at;
+	if (local != NULL) {
+		identity_format_address(local, local_at, sizeof(local_at));
+		ev.local = local_at;
+	}
+	log_event(LOG_LEVEL_INFO, &ev, "fd %d: connection %s %s left in clear "
+	    "(the policy does not protect it)", fd, strcmp(role, "client") == 0 ?
+	    "to" : "from", peer_at);
 }
 
 /* Track ${c} on ${fd} and hand it to the progress thread. */
@@ -170,6 +198,7 @@ connect(int fd, const struct sockaddr *addr, socklen_t addrlen)
 	if (!decide_connect(addr)) {
 		/* Left in clear by this process's decision, not unkeyed. */
 		fdclass_set_plain(fd);
+		log_clear(fd, "client", NULL, addr);
 		return REAL(connect)(fd, addr, addrlen);
 	}
 	HOOK_RETURN(int, connect_protected(fd, addr, addrlen));
@@ -187,7 +216,14 @@ accepted(int fd, int flags)
 	    (local.ss_family != AF_INET && local.ss_family != AF_INET6))
 		return fd;
 	if (!decide_accept((struct sockaddr *)&local)) {
+		struct sockaddr_storage peer;
+		socklen_t plen = sizeof(peer);
+
 		fdclass_set_plain(fd);
+		if (log_enabled(LOG_LEVEL_INFO) &&
+		    getpeername(fd, (struct sockaddr *)&peer, &plen) == 0)
+			log_clear(fd, "server", (struct sockaddr *)&local,
+			    (struct sockaddr *)&peer);
 		return fd;
 	}
 	c = conn_new(fd, (flags & SOCK_NONBLOCK) ? CONN_NEW_NONBLOCKING : 0);

@@ -9,12 +9,41 @@ enum log_level {
 	LOG_LEVEL_DEBUG = 3,
 };
 
+/* TLSHIM_LOG_FORMAT: lines of text, or one JSON object a line (an audit
+ * trail: tlshim audit summarises it). */
+enum log_format { LOG_FORMAT_TEXT, LOG_FORMAT_JSON };
+
 /*
- * log_open(level, path):
+ * log_open(level, format, path):
  * Send log lines at or above ${level} to the file ${path} (appended), or to
  * standard error when ${path} is NULL. Called once by config_init.
  */
-void log_open(enum log_level level, const char *path);
+void log_open(enum log_level level, enum log_format format, const char *path);
+
+/*
+ * A connection event: with the JSON format its fields become the JSON
+ * object's (NULL strings and negative numbers are left out); with text,
+ * only the formatted message is written, as by log_msg.
+ */
+struct log_event {
+	const char *event;	/* protected, closed, refused, clear */
+	const char *role;	/* client or server */
+	const char *local;	/* "198.18.0.1:4242" */
+	const char *peer;	/* "198.18.0.2:29500" */
+	const char *identity;	/* the peer's certificate's, once known */
+	const char *suite;	/* the TLS suite */
+	const char *data_cipher;
+	long long handshake_ms;
+	long long sent, received;	/* bytes, at close */
+	const char *reason;	/* why refused */
+};
+
+/* log_event(level, e, fmt, ...), log_event_limited(...): write ${e}; the
+ * second under the same limit as log_msg_limited. */
+void log_event(enum log_level level, const struct log_event *e,
+    const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+void log_event_limited(enum log_level level, const struct log_event *e,
+    const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 
 /*
  * log_msg(level, fmt, ...):

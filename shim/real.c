@@ -51,6 +51,7 @@ real_resolve(void)
 	RESOLVE(ioctl);
 	RESOLVE(getsockopt);
 	RESOLVE(getpeername);
+	RESOLVE(getsockname);
 	RESOLVE(setsockopt);
 	RESOLVE(dup);
 	RESOLVE(dup2);

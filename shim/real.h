@@ -44,6 +44,7 @@ struct real_calls {
 	int (*ioctl)(int, unsigned long, ...);
 	int (*getsockopt)(int, int, int, void *, socklen_t *);
 	int (*getpeername)(int, struct sockaddr *, socklen_t *);
+	int (*getsockname)(int, struct sockaddr *, socklen_t *);
 	int (*setsockopt)(int, int, int, const void *, socklen_t);
 	int (*dup)(int);
 	int (*dup2)(int, int);

@@ -16,6 +16,9 @@ grep -q "label absent; without: the label in clear" "$T/demo.out" ||
 grep -q "^overhead: " "$T/demo.out" || fail "the report lacks the overhead"
 grep -q "^outside: .*not a peer, no tlshim): checksum matches" "$T/demo.out" ||
     fail "the job could not download from a service outside it"
+grep -q "^ *198.18.0.[12] -> 198.18.0.[12]: [0-9]* connections" "$T/demo.out" &&
+    grep -q "^ *in clear to a peer: none" "$T/demo.out" ||
+    fail "the demo does not end with the audit summary"
 ip netns list | grep -q "tlshim-.-demo" && fail "the demo left namespaces behind"
 ls -d /tmp/tlshim-demo.* 2>/dev/null && fail "the demo left files behind"
 # Without root: a clear explanation, nothing half-done.
