@@ -8,6 +8,7 @@
 PREFIX ?= /usr/local
 LIBDIR ?= $(PREFIX)/lib
 BINDIR ?= $(PREFIX)/bin
+MANDIR ?= $(PREFIX)/share/man
 DESTDIR ?=
 CC ?= cc
 BUILD ?= build
@@ -194,10 +195,18 @@ install: all
 	install -m 0755 $(KEYS) $(DESTDIR)$(BINDIR)/tlshim-keys
 	install -m 0755 $(BENCH) $(DESTDIR)$(BINDIR)/tlshim-bench
 	install -m 0755 $(WRAPPER) $(DESTDIR)$(BINDIR)/tlshim
+	install -d $(DESTDIR)$(MANDIR)/man1 $(DESTDIR)$(MANDIR)/man7
+	install -m 0644 tools/man/tlshim.1 tools/man/tlshim-keys.1 \
+		tools/man/tlshim-bench.1 $(DESTDIR)$(MANDIR)/man1
+	install -m 0644 tools/man/tlshim.7 $(DESTDIR)$(MANDIR)/man7
 
 uninstall:
 	rm -f $(DESTDIR)$(LIBDIR)/libtlshim.so $(DESTDIR)$(BINDIR)/tlshim-keys \
-		$(DESTDIR)$(BINDIR)/tlshim-bench $(DESTDIR)$(BINDIR)/tlshim
+		$(DESTDIR)$(BINDIR)/tlshim-bench $(DESTDIR)$(BINDIR)/tlshim \
+		$(DESTDIR)$(MANDIR)/man1/tlshim.1 \
+		$(DESTDIR)$(MANDIR)/man1/tlshim-keys.1 \
+		$(DESTDIR)$(MANDIR)/man1/tlshim-bench.1 \
+		$(DESTDIR)$(MANDIR)/man7/tlshim.7
 
 clean:
 	rm -rf $(BUILD) build

@@ -1,12 +1,14 @@
-# The README's install step: make install puts the library, both tools and
-# the tlshim wrapper under PREFIX (staged with DESTDIR), they run from
+# The README's install step: make install puts the library, both tools,
+# the tlshim wrapper and the manual pages under PREFIX (staged with DESTDIR), they run from
 # there (the wrapper finds the library beside it), and make uninstall
 # takes exactly them away.
 . tests/e2e/lib.sh
 stage=$T/stage
 make --no-print-directory -s BUILD="$BUILD" DESTDIR="$stage" PREFIX=/usr/local \
     install >/dev/null || fail "make install failed"
-for f in lib/libtlshim.so bin/tlshim-keys bin/tlshim-bench bin/tlshim; do
+for f in lib/libtlshim.so bin/tlshim-keys bin/tlshim-bench bin/tlshim \
+    share/man/man1/tlshim.1 share/man/man1/tlshim-keys.1 \
+    share/man/man1/tlshim-bench.1 share/man/man7/tlshim.7; do
 	[ -f "$stage/usr/local/$f" ] || fail "make install did not install $f"
 done
 [ "$(stat -c %a "$stage/usr/local/lib/libtlshim.so")" = 644 ] || fail "library mode"
@@ -26,9 +28,12 @@ if [ -z "${SAN_PRELOAD:-}" ]; then
 	[ "$out" = "1 $stage/usr/local/bin/../lib/libtlshim.so" ] ||
 	    fail "the installed wrapper preloaded something else: $out"
 fi
+MANPATH=$stage/usr/local/share/man man -w tlshim-keys >/dev/null 2>&1 ||
+    fail "man does not find the installed tlshim-keys page"
 make --no-print-directory -s BUILD="$BUILD" DESTDIR="$stage" PREFIX=/usr/local \
     uninstall >/dev/null || fail "make uninstall failed"
 left=$(find "$stage" -type f | wc -l)
 [ "$left" = 0 ] || fail "make uninstall left $left files"
-echo "install: 4 files under PREFIX, runnable; uninstall removed them"
+echo "install: 8 files under PREFIX (the manual pages too), runnable;" \
+    "uninstall removed them"
 exit 0
