@@ -1,6 +1,6 @@
 #!/bin/sh
 # Installs the Debian packages tlshim needs, or says exactly how to.
-# Usage: tools/deps.sh build|test|demo|fuzz
+# Usage: tools/deps.sh build|test|demo|fuzz|deb
 # build: compiler inputs only; test: everything `make check` runs;
 # demo: what `make demo` runs.
 set -eu
@@ -9,13 +9,15 @@ build_pkgs="libwolfssl-dev libsodium-dev check pkg-config"
 test_pkgs="$build_pkgs iproute2 socat iperf3 tshark python3-torch openmpi-bin python3-mpi4py stunnel4 openssl python3-yaml strace redis-server redis-tools man-db groff-base"
 demo_pkgs="$build_pkgs iproute2 tshark python3-torch"
 fuzz_pkgs="$build_pkgs clang libclang-rt-14-dev"
+deb_pkgs="$build_pkgs debhelper dpkg-dev fakeroot lintian"
 
 case "${1:-build}" in
 build) wanted=$build_pkgs ;;
 test) wanted=$test_pkgs ;;
 demo) wanted=$demo_pkgs ;;
 fuzz) wanted=$fuzz_pkgs ;;
-*) echo "usage: $0 build|test|demo|fuzz" >&2; exit 2 ;;
+deb) wanted=$deb_pkgs ;;
+*) echo "usage: $0 build|test|demo|fuzz|deb" >&2; exit 2 ;;
 esac
 
 missing=""
