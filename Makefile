@@ -58,7 +58,7 @@ KEYS := $(BUILD)/tlshim-keys
 BENCH := $(BUILD)/tlshim-bench
 
 .PHONY: all deps check unit e2e demo bench install uninstall clean asan \
-	ubsan valgrind fuzz deb
+	ubsan valgrind fuzz deb check-stacks
 .SECONDARY:
 
 all: deps $(LIB) $(KEYS) $(BENCH) $(WRAPPER)
@@ -208,6 +208,20 @@ uninstall:
 		$(DESTDIR)$(MANDIR)/man1/tlshim-keys.1 \
 		$(DESTDIR)$(MANDIR)/man1/tlshim-bench.1 \
 		$(DESTDIR)$(MANDIR)/man7/tlshim.7
+
+# The stacks people run today, from PyPI (make check stays Debian-only):
+# a virtualenv of the pyenv python3 with pinned versions, then
+# tests/stacks across the two namespaces.
+STACKS_VENV ?= $(BUILD)/stacks-venv
+STACKS_PYTHON ?= $(shell command -v pyenv >/dev/null 2>&1 && \
+	pyenv which python3 2>/dev/null || echo python3)
+check-stacks: all $(PROG_BINS)
+	$(Q)tools/deps.sh test
+	$(Q)[ -x $(STACKS_VENV)/bin/python ] || \
+		$(STACKS_PYTHON) -m venv $(STACKS_VENV)
+	$(Q)$(STACKS_VENV)/bin/pip install -q torch==2.13.0 numpy
+	$(Q)BUILD=$(BUILD) E2E_DIR=tests/stacks \
+		TORCH_PYTHON=$(abspath $(STACKS_VENV))/bin/python tests/run-e2e
 
 # A Debian package built the Debian way (debhelper, dpkg-buildpackage) from
 # a copy of the tree with tools/debian as its debian/ directory; lintian

@@ -2,9 +2,12 @@
 # unmodified: collectives on 1 KiB to 64 MiB tensors are exact with 2 ranks
 # across the nodes and with 4 ranks (2 per node), a small DDP model trains
 # to identical parameters, and the wire holds no tensor bytes in clear.
+# TORCH_PYTHON picks another Python with torch (make check-stacks: a
+# current torch from PyPI); by default Debian's python3-torch.
 . tests/e2e/lib.sh
-[ -x /usr/bin/python3 ] && /usr/bin/python3 -c "import torch" 2>/dev/null ||
-    fail "python3-torch is missing (tools/deps.sh test installs it)"
+PY=${TORCH_PYTHON:-/usr/bin/python3}
+[ -x "$PY" ] && "$PY" -c "import torch" 2>/dev/null ||
+    fail "$PY has no torch (tools/deps.sh test installs python3-torch)"
 make_nodes
 make_creds
 JOB=tests/progs/gloo_job.py
@@ -18,7 +21,7 @@ job() {
 	pre=""
 	[ "$how" = shim ] && pre=$(shim "$node")
 	ip netns exec "$ns" env GLOO_SOCKET_IFNAME="$ifname" $pre \
-	    timeout 120 /usr/bin/python3 "$JOB" "$1" "$2" "$IP_A" "$3"
+	    timeout 120 "$PY" "$JOB" "$1" "$2" "$IP_A" "$3"
 }
 
 # Control: the marker tensor is visible without the shim.
@@ -47,7 +50,7 @@ r1=$BG_LAST
 bg job b shim 2 4 29402
 r2=$BG_LAST
 job b shim 3 4 29402 >"$T/four.json" || fail "4-rank job: rank 3 failed"
-for p in $r0 $r1 $r2; do wait "$p" || fail "4-rank job: a rank failed"; done
+for p in $r0 $r1 $r2; do wait_pid "$p" 120 || fail "4-rank job: a rank failed"; done
 cat "$T/four.json"
 grep -q '"ddp_params_identical": true' "$T/four.json" || fail "4 ranks: no result"
 
