@@ -62,7 +62,11 @@ job() {
 	    fail "$1: b did not log the protected connection"
 	grep -q "policy: connections to the 2 addresses of TLSHIM_PEERS are protected" \
 	    "$T/a.log" || fail "$1: the policy was not stated: $(cat "$T/a.log")"
-	grep -q "$SVC_IP\|$FAR_IP" "$T/a.log" && fail "$1: a service was touched"
+	grep "$SVC_IP\|$FAR_IP" "$T/a.log" | grep -qv "left in clear" &&
+	    fail "$1: a service was touched: $(grep "$SVC_IP\|$FAR_IP" "$T/a.log")"
+	grep -q "connection to $SVC_IP:8080 left in clear" "$T/a.log" &&
+	    grep -q "connection to $FAR_IP:8443 left in clear" "$T/a.log" ||
+	    fail "$1: the connections left in clear were not logged"
 	echo "TLSHIM_PEERS=$1: both services reached, the peer protected"
 }
 job "$IP_A,$IP_B"
