@@ -100,6 +100,16 @@ grep -q "completed the records of 1 certificate a stopped process had issued" \
 [ -e "$T/ca/issued/.0fee.crt.$$.tmp" ] || fail "a live writer's file was removed"
 rm -f "$T/ca/issued/.0fee.crt.$$.tmp"
 
+# wait_bytes FILE N: until a receiver has written more than N bytes.
+wait_bytes() {
+	i=0
+	until [ "$(stat -c %s "$1" 2>/dev/null || echo 0)" -gt "$2" ]; do
+		i=$((i + 1))
+		[ $i -lt 200 ] || fail "the paced transfer did not start"
+		sleep 0.05
+	done
+}
+
 # A peer killed in the middle of a transfer: an error, never a short
 # stream that looks complete.
 make_marked_file "$T/data" 20000000
@@ -110,12 +120,7 @@ bg on_a $(shim a) python3 $ADV paced-send $IP_B 8201 "$T/data" 65536 0.01
 sender=$BG_LAST
 # Killed once the transfer is under way (a slow start, as under a
 # sanitizer, must not be killed before it connects).
-i=0
-until [ "$(stat -c %s "$T/sunk" 2>/dev/null || echo 0)" -gt 100000 ]; do
-	i=$((i + 1))
-	[ $i -lt 200 ] || fail "the paced transfer did not start"
-	sleep 0.05
-done
+wait_bytes "$T/sunk" 100000
 kill -9 "$sender"
 rc=0
 wait_pid "$sink" || rc=$?
@@ -133,12 +138,7 @@ bg on_a $(shim a) python3 $ADV paced-send $IP_B 8203 "$T/data" 32768 0.005
 sender=$BG_LAST
 # Cut only once the transfer is under way (a slow start, as under a
 # sanitizer, must not meet a link that is already down).
-i=0
-until [ "$(stat -c %s "$T/flapped" 2>/dev/null || echo 0)" -gt 100000 ]; do
-	i=$((i + 1))
-	[ $i -lt 200 ] || fail "the paced transfer did not start"
-	sleep 0.05
-done
+wait_bytes "$T/flapped" 100000
 on_a ip link set "$VETH_A" down
 sleep 0.3
 echo lost | on_a $(shim a) timeout 5 socat -u - TCP4:$IP_B:8203,connect-timeout=1     2>"$T/down.err" && fail "a connection succeeded while the link was down"
