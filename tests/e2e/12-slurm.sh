@@ -63,6 +63,12 @@ wait_bg 10 || true
 grep -q "from the same job" "$T/got" || fail "same-job transfer failed"
 grep -q "policy: connections to the 2 addresses of TLSHIM_PEERS" "$T/cli.log" ||
     fail "the job's peers were not in force: $(cat "$T/cli.log")"
+# With the peers job.sbatch derived, the job also reaches a service in its
+# subnet that is not part of it (a dataset server), untouched.
+outside_service
+got=$(on_a $(job_shim "$dir" 4242 "$T/cli.log") python3 tests/progs/webserve.py \
+    fetch "$OUTSIDE_URL") || fail "the job could not reach a service outside it"
+[ "$got" = "$OUTSIDE_SHA" ] || fail "the download from outside the job differs"
 bg on_b $(job_shim "$T/run-gpu18/4242" 4242 "$T/srv.log") timeout 10 \
     socat -u TCP4-LISTEN:7652,reuseaddr OPEN:"$T/got2",creat
 wait_port_or_fail b 7652

@@ -42,11 +42,7 @@ export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
 # part of the job and without tlshim, is downloaded from by every rank.
 node_hosts "$IP_A node-a
 $IP_B node-b"
-ip -n "$NS_B" addr add 198.18.0.9/24 dev "$VETH_B"
-mkdir -p "$T/www"
-head -c 123456 /dev/urandom >"$T/www/data.bin"
-bg on_b python3 tests/progs/webserve.py 198.18.0.9 8080 "$T/www"
-wait_port_or_fail b 8080
+outside_service
 # rtc ^hwloc: Open MPI 4.1.4's orted now and then crashes writing its
 # hwloc topology to shared memory (hwloc_shmem_topology_write, a SIGSEGV
 # before any socket is used; about 1 run in 10 here). Binding is not
@@ -56,9 +52,9 @@ on_a unshare -m sh -c "mount --bind $T/host-node-a $T/creds && exec env \
     MPIRUN_ARGS='--mca plm_rsh_agent $T/bin/ssh --mca btl_tcp_if_include \
     198.18.0.0/24 --mca oob_tcp_if_include 198.18.0.0/24 --mca rtc ^hwloc' \
     timeout 120 examples/mpirun.sh /usr/bin/python3 tests/progs/mpi_job.py \
-    http://198.18.0.9:8080/data.bin" \
+    $OUTSIDE_URL" \
     >"$T/mpi.out" 2>&1 || fail "mpirun failed: $(tail -n 20 "$T/mpi.out")"
-[ "$(grep -o "Allreduce, Bcast and Alltoall correct, downloaded 123456 bytes" \
+[ "$(grep -o "Allreduce, Bcast and Alltoall correct, downloaded 54321 bytes" \
     "$T/mpi.out" | wc -l)" = 4 ] ||
     fail "not every rank reported: $(cat "$T/mpi.out")"
 cross=$(grep -c "protected as .*peer spiffe://e2e/node/node-[ab]" "$T/mpi.log")

@@ -62,6 +62,13 @@ wait_bg 10 || true
 grep -q "pod to pod" "$T/got" || fail "nothing arrived"
 grep -q "policy: connections to the 2 addresses of TLSHIM_PEERS" "$T/pod0.log" ||
     fail "the manifest's peers were not in force: $(cat "$T/pod0.log")"
+# With the manifest's peers, a pod also reaches a service in its subnet
+# that is not part of the job (a dataset server), untouched.
+outside_service
+got=$(on_a env LD_PRELOAD=$LIB TLSHIM=1 TLSHIM_DIR=$T/pod0 TLSHIM_JOB=trainer \
+    TLSHIM_PEERS="$PEERS" python3 tests/progs/webserve.py fetch "$OUTSIDE_URL") ||
+    fail "the pod could not reach a service outside the job"
+[ "$got" = "$OUTSIDE_SHA" ] || fail "the download from outside the job differs"
 grep -q "peer spiffe://e2e/job/trainer/node/trainer-0" "$T/pod1.log" ||
     fail "the connection was not protected by the pods' identities"
 echo "kubernetes: manifest consistent, init container enrolled 2 pods," \

@@ -96,6 +96,19 @@ node_hosts() {
 	done
 }
 
+# outside_service: a web server that is not part of the job and runs
+# without the shim, at 198.18.0.9 in the nodes' subnet (on node b's link),
+# serving $T/www/data.bin: OUTSIDE_URL. The job must reach it.
+outside_service() {
+	ip -n "$NS_B" addr add 198.18.0.9/24 dev "$VETH_B"
+	mkdir -p "$T/www"
+	head -c 54321 /dev/urandom >"$T/www/data.bin"
+	OUTSIDE_SHA=$(sha256sum "$T/www/data.bin" | cut -d' ' -f1)
+	OUTSIDE_URL=http://198.18.0.9:8080/data.bin
+	bg on_b python3 tests/progs/webserve.py 198.18.0.9 8080 "$T/www"
+	wait_port_or_fail b 8080
+}
+
 # make_creds: CA in $T/ca, node credentials in $T/a and $T/b, and a node
 # of an unrelated CA (same cluster name) in $T/evil.
 make_creds() {
