@@ -139,6 +139,13 @@ epollset_note_ctl(int epfd, int op, int fd, const struct epoll_event *event)
 		s->regs[i].fd = fd;
 		s->regs[i].conn = c;
 		c = NULL;	/* the registration keeps the reference */
+	} else if (s->regs[i].conn != c) {
+		/* The number was closed and now names another connection:
+		 * the old registration (the kernel dropped it) is replaced. */
+		struct conn *old = s->regs[i].conn;
+
+		s->regs[i].conn = c;
+		c = old;	/* released below */
 	}
 	s->regs[i].events = event != NULL ? event->events : 0;
 	s->regs[i].data = event != NULL ? event->data : (epoll_data_t){ 0 };
