@@ -115,6 +115,13 @@ bool conn_settled(struct conn *c);
  * kernel holds are opened to tell). 0 before the channel is keyed. */
 int conn_readable_bytes(struct conn *c);
 
+/* conn_input_ready(c): whether recv() now returns data, the end or an
+ * error rather than EAGAIN. The kernel's readiness counts ciphertext, and
+ * part of a record is nothing the application can read; what the kernel
+ * holds is read (never waiting), a whole record kept for the next recv()
+ * to open straight into the caller's buffer. */
+bool conn_input_ready(struct conn *c);
+
 /* conn_take_so_error(c): SO_ERROR as the kernel would report it (reading
  * clears it). */
 int conn_take_so_error(struct conn *c);

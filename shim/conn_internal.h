@@ -88,6 +88,7 @@ struct conn {
 	struct rec_keys *rx;
 	struct rec_reader rx_reader;	/* framing of the incoming records */
 	uint8_t *rx_buf;		/* current body, then its plaintext */
+	bool rx_whole;			/* rx_buf holds a whole record, unopened */
 	size_t rx_plain_off, rx_plain_len;
 	bool rx_eof;			/* authenticated close received */
 	int rx_error;

@@ -14,7 +14,8 @@
 static void
 rx_buf_release(struct conn *c)
 {
-	if (c->rx_buf == NULL || c->rx_reader.in_body || c->rx_plain_len > 0)
+	if (c->rx_buf == NULL || c->rx_reader.in_body || c->rx_whole ||
+	    c->rx_plain_len > 0)
 		return;
 	free(c->rx_buf);
 	c->rx_buf = NULL;
@@ -117,6 +118,11 @@ conn_read_record(struct conn *c, bool block)
 	struct msghdr msg = { .msg_iov = iov };
 	ssize_t n = 0;
 
+	if (c->rx_whole) {	/* assembled by conn_input_ready() */
+		c->rx_whole = false;
+		atomic_store(&c->rx_readable, c->rx_eof || c->rx_error);
+		return 1;
+	}
 	if (c->rx_reader.in_body && c->rx_buf == NULL)
 		return conn_rx_fail(c, ENOMEM);
 	if ((parts = rec_reader_iov(&c->rx_reader, c->rx_buf, iov)) > 0) {
@@ -270,4 +276,32 @@ conn_readable_bytes(struct conn *c)
 		avail = (int)c->rx_plain_len;
 	pthread_mutex_unlock(&c->recv_lock);
 	return avail;
+}
+
+bool
+conn_input_ready(struct conn *c)
+{
+	bool ready;
+	int rc = 0;
+
+	if (conn_check_owner(c) != 0)
+		return true;	/* recv() reports the error */
+	pthread_mutex_lock(&c->lock);
+	ready = c->state != CONN_ESTABLISHED;	/* failed, or not ours to judge */
+	pthread_mutex_unlock(&c->lock);
+	if (ready || atomic_load(&c->shut_rd))
+		return true;
+	pthread_mutex_lock(&c->recv_lock);
+	while (c->rx_plain_len == 0 && !c->rx_whole && !c->rx_eof &&
+	    !c->rx_error && (rc = conn_read_record(c, false)) == 0)
+		;
+	if (rc == 1) {
+		c->rx_whole = true;
+		atomic_store(&c->rx_readable, true);
+	} else if (rc < 0 && rc != -EAGAIN && !c->rx_error) {
+		(void)conn_rx_fail(c, -rc);	/* the kernel said it once */
+	}
+	ready = c->rx_plain_len > 0 || c->rx_whole || c->rx_eof || c->rx_error;
+	pthread_mutex_unlock(&c->recv_lock);
+	return ready;
 }

@@ -281,6 +281,54 @@ epoll_merge(int epfd, struct epoll_event *ev, int synth, int total)
 	return total;
 }
 
+/* The connection registered with ${data} in ${epfd}, referenced, or NULL;
+ * not for one-shot registrations (the kernel disarmed them: an event
+ * withheld would never come again). */
+static struct conn *
+reg_conn_by_data(int epfd, epoll_data_t data)
+{
+	struct epoll_set *s;
+	struct conn *c = NULL;
+	int i;
+
+	pthread_mutex_lock(&sets_lock);
+	if ((s = set_find(epfd)) != NULL)
+		for (i = 0; i < s->count && c == NULL; i++)
+			if (s->regs[i].data.u64 == data.u64 &&
+			    !(s->regs[i].events & EPOLLONESHOT)) {
+				c = s->regs[i].conn;
+				conn_ref(c);
+			}
+	pthread_mutex_unlock(&sets_lock);
+	return c;
+}
+
+/* The kernel's EPOLLIN on a protected connection says ciphertext came,
+ * perhaps part of a record, when recv() would still say EAGAIN: some
+ * programs do not survive that after an event (UCX's TCP transport drops
+ * its receive state). Such events lose EPOLLIN, and go when nothing is
+ * left. Returns the new count. */
+static int
+epoll_filter_input(int epfd, struct epoll_event *ev, int first, int total)
+{
+	int k;
+
+	for (k = first; k < total; k++) {
+		struct conn *c;
+
+		if (!(ev[k].events & EPOLLIN) ||
+		    (ev[k].events & (EPOLLERR | EPOLLHUP)) ||
+		    (c = reg_conn_by_data(epfd, ev[k].data)) == NULL)
+			continue;
+		if (!conn_input_ready(c))
+			ev[k].events &= ~(uint32_t)(EPOLLIN | EPOLLRDNORM);
+		conn_unref(c);
+		if (ev[k].events == 0)
+			ev[k--] = ev[--total];
+	}
+	return total;
+}
+
 void
 epollset_conn_established(struct conn *c)
 {
@@ -316,7 +364,8 @@ epollset_wait_emulated(int epfd, struct epoll_event *events, int max,
 		    sigmask);
 		if (n < 0)
 			return synth > 0 ? synth : -errno;
-		n = epoll_merge(epfd, events, synth, synth + n);
+		n = epoll_filter_input(epfd, events, synth, synth + n);
+		n = epoll_merge(epfd, events, synth, n);
 		if (n > 0 || (deadline != INT64_MAX && monotime_ms() >= deadline))
 			return n;
 	}

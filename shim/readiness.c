@@ -42,6 +42,24 @@ readiness_any_protected(const struct pollfd *fds, nfds_t n)
 	return false;
 }
 
+/* The kernel's POLLIN for ${k}, kept only when a recv() would return
+ * something: ciphertext that is part of a record is not readable (see
+ * conn_input_ready). */
+static short
+input_revents(const struct pollfd *k)
+{
+	struct conn *c;
+	short revents = k->revents;
+
+	if (!(revents & POLLIN) || (revents & (POLLERR | POLLHUP)) ||
+	    (c = fdtab_get(k->fd)) == NULL)
+		return revents;
+	if (!conn_input_ready(c))
+		revents &= ~(POLLIN | POLLRDNORM);
+	conn_unref(c);
+	return revents;
+}
+
 int
 readiness_poll(struct pollfd *fds, nfds_t n, int timeout_ms,
     const sigset_t *sigmask)
@@ -98,6 +116,8 @@ readiness_poll(struct pollfd *fds, nfds_t n, int timeout_ms,
 			goto out;
 		}
 		for (i = 0; i < n; i++) {
+			if (rc > 0)
+				kernel[i].revents = input_revents(&kernel[i]);
 			fds[i].revents = ready[i] | kernel[i].revents;
 			if (fds[i].revents)
 				count++;

@@ -1,6 +1,7 @@
 # The shim behaves like the kernel: every scenario of
 # tests/progs/conform.py (the connect state machine, MSG_PEEK,
-# MSG_DONTWAIT, MSG_WAITALL, FIONREAD, half-close, poll and epoll at EOF,
+# MSG_DONTWAIT, MSG_WAITALL, FIONREAD, half-close, poll and epoll at EOF
+# and readiness that promises data,
 # EPOLLRDHUP, EPOLLET, EPOLLONESHOT, SO_LINGER resets, dup, sendfile,
 # MSG_MORE and TCP_CORK, signals, splice) runs once on plain sockets and
 # once under the shim (loopback, no root), and the two records of return

@@ -312,6 +312,62 @@ def signal_interrupts_recv(log):
     log("recv after", lambda: recv_exactly(conn, 5))
 
 
+@scenario
+def readiness_means_data(log):
+    """A socket reported readable has something to read: the first recv
+    after the event never says EAGAIN (UCX's TCP transport loses its
+    receive state if it does), with poll and with level- and
+    edge-triggered epoll, while 4 MiB come through a small receive
+    buffer (so the kernel mostly holds part of a record)."""
+    payload = bytes(range(256)) * 16384
+    for how in ("poll", "epoll", "epoll-et"):
+        srv, port = listener()
+        srv.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 8192)
+        cli = socket.create_connection(("127.0.0.1", port))
+        conn, _ = srv.accept()
+        srv.close()
+        conn.setblocking(False)
+        sender = threading.Thread(target=lambda: (cli.sendall(payload),
+                                                  cli.shutdown(socket.SHUT_WR)))
+        sender.start()
+        if how == "poll":
+            waiter = select.poll()
+            waiter.register(conn, select.POLLIN)
+            wait = lambda: waiter.poll(5000)
+        else:
+            waiter = select.epoll()
+            waiter.register(conn, select.EPOLLIN |
+                            (select.EPOLLET if how == "epoll-et" else 0))
+            wait = lambda: waiter.poll(5)
+        got, spurious, stalled = bytearray(), 0, False
+        while True:
+            if not wait():
+                stalled = True
+                break
+            first, done = True, False
+            while True:
+                try:
+                    chunk = conn.recv(65536)
+                except BlockingIOError:
+                    spurious += first
+                    break
+                first = False
+                if not chunk:
+                    done = True
+                    break
+                got += chunk
+                if how != "epoll-et":
+                    break
+            if done:
+                break
+        sender.join()
+        log(how + ": received intact", lambda: bytes(got) == payload)
+        log(how + ": EAGAIN right after readiness", lambda: spurious)
+        log(how + ": stalled", lambda: stalled)
+        cli.close()
+        conn.close()
+
+
 def main():
     if sys.argv[1] == "list":
         print("\n".join(SCENARIOS))
