@@ -6,7 +6,7 @@
 set -eu
 
 build_pkgs="libwolfssl-dev libsodium-dev check pkg-config"
-test_pkgs="$build_pkgs iproute2 socat iperf3 tshark python3-torch openmpi-bin python3-mpi4py stunnel4 openssl python3-yaml strace redis-server redis-tools man-db groff-base systemd"
+test_pkgs="$build_pkgs iproute2 socat iperf3 tshark python3-torch openmpi-bin python3-mpi4py stunnel4 openssl python3-yaml strace redis-server redis-tools man-db groff-base systemd mpich libmpich-dev libucx0"
 demo_pkgs="$build_pkgs iproute2 tshark python3-torch"
 fuzz_pkgs="$build_pkgs clang libclang-rt-14-dev"
 deb_pkgs="$build_pkgs debhelper dpkg-dev fakeroot lintian"
