@@ -291,7 +291,10 @@ conn_input_ready(struct conn *c)
 	pthread_mutex_unlock(&c->lock);
 	if (ready || atomic_load(&c->shut_rd))
 		return true;
-	pthread_mutex_lock(&c->recv_lock);
+	/* Another thread is reading (perhaps blocked in the kernel): the
+	 * kernel's word stands rather than waiting for it. */
+	if (pthread_mutex_trylock(&c->recv_lock) != 0)
+		return true;
 	while (c->rx_plain_len == 0 && !c->rx_whole && !c->rx_eof &&
 	    !c->rx_error && (rc = conn_read_record(c, false)) == 0)
 		;
