@@ -296,13 +296,23 @@ conn_input_ready(struct conn *c)
 	if (pthread_mutex_trylock(&c->recv_lock) != 0)
 		return true;
 	while (c->rx_plain_len == 0 && !c->rx_whole && !c->rx_eof &&
-	    !c->rx_error && (rc = conn_read_record(c, false)) == 0)
-		;
-	if (rc == 1) {
-		c->rx_whole = true;
-		atomic_store(&c->rx_readable, true);
-	} else if (rc < 0 && rc != -EAGAIN && !c->rx_error) {
-		(void)conn_rx_fail(c, -rc);	/* the kernel said it once */
+	    !c->rx_error) {
+		if ((rc = conn_read_record(c, false)) == 0)
+			continue;
+		if (rc == 1 && c->rx_reader.type != REC_DATA) {
+			/* A key change or the close hands out nothing (recv
+			 * would go on to EAGAIN): open it here and read on. */
+			if (conn_open_record(c, NULL, 0) < 0)
+				break;
+			continue;
+		}
+		if (rc == 1) {
+			c->rx_whole = true;
+			atomic_store(&c->rx_readable, true);
+		} else if (rc != -EAGAIN && !c->rx_error) {
+			(void)conn_rx_fail(c, -rc);	/* the kernel said it once */
+		}
+		break;
 	}
 	ready = c->rx_plain_len > 0 || c->rx_whole || c->rx_eof || c->rx_error;
 	pthread_mutex_unlock(&c->recv_lock);
