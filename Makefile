@@ -1,6 +1,7 @@
 # tlshim: mutual TLS for unmodified distributed-training jobs.
 # make [all] | check | unit | e2e | demo | bench | install | uninstall |
-#      clean | asan | ubsan | valgrind | fuzz
+#      clean | asan | ubsan | valgrind | fuzz | instructions |
+#      instructions-baseline | deb | check-stacks
 # Variables: PREFIX, DESTDIR, CC (gcc or clang), BUILD (output folder),
 # E2E_ONLY / E2E_SKIP (e2e test names), FUZZ_SECONDS, BENCH_ARGS, V=1
 # (show the commands).
@@ -52,13 +53,15 @@ PROG_SRCS := $(wildcard tests/progs/*.c)
 PROG_BINS := $(PROG_SRCS:tests/progs/%.c=$(BUILD)/tests/%)
 
 BENCH_POLICY := $(BUILD)/bench-policy
+BENCH_DATAPATH := $(BUILD)/bench-datapath
+INSTRUCTIONS_BASELINE := tools/bench/instructions.baseline
 LIB := $(BUILD)/libtlshim.so
 WRAPPER := $(BUILD)/tlshim
 KEYS := $(BUILD)/tlshim-keys
 BENCH := $(BUILD)/tlshim-bench
 
 .PHONY: all deps check unit e2e demo bench install uninstall clean asan \
-	ubsan valgrind fuzz deb check-stacks
+	ubsan valgrind fuzz deb check-stacks instructions instructions-baseline
 .SECONDARY:
 
 all: deps $(LIB) $(KEYS) $(BENCH) $(WRAPPER)
@@ -90,6 +93,11 @@ $(KEYS): $(KEYS_OBJS) $(BUILD)/libtlshim_core.a
 		$(PKG_LIBS) -ldl -lpthread
 
 $(BENCH_POLICY): $(BUILD)/tools/bench/policy.o $(BUILD)/libtlshim_core.a
+	@$(if $(Q),echo "  LD      $@")
+	$(Q)$(CC) -o $@ $< $(BUILD)/libtlshim_core.a $(LDFLAGS) $(PKG_LIBS) \
+		-ldl -lpthread
+
+$(BENCH_DATAPATH): $(BUILD)/tools/bench/datapath.o $(BUILD)/libtlshim_core.a
 	@$(if $(Q),echo "  LD      $@")
 	$(Q)$(CC) -o $@ $< $(BUILD)/libtlshim_core.a $(LDFLAGS) $(PKG_LIBS) \
 		-ldl -lpthread
@@ -128,11 +136,24 @@ demo: all
 	$(Q)BUILD=$(BUILD) examples/demo.sh
 
 # The overhead tool on two network namespaces; BENCH_ARGS adds options.
-bench: all $(BENCH_POLICY)
+bench: all $(BENCH_POLICY) $(BENCH_DATAPATH)
 	$(Q)tools/deps.sh test
 	$(Q)$(BENCH_POLICY)
+	$(Q)tools/bench/instructions.sh $(BENCH_DATAPATH) $(INSTRUCTIONS_BASELINE) \
+		|| true
 	$(Q)$(BENCH) --json $(BUILD)/bench.json --csv $(BUILD)/bench.csv \
 		--svg $(BUILD)/bench.svg $(BENCH_ARGS)
+
+# Instructions per data-path operation (callgrind) against the committed
+# baseline: fails when one rose by more than the baseline's margin. A
+# change meant to cost more writes a new baseline with
+# instructions-baseline.
+instructions: $(BENCH_DATAPATH)
+	$(Q)tools/bench/instructions.sh $(BENCH_DATAPATH) $(INSTRUCTIONS_BASELINE)
+
+instructions-baseline: $(BENCH_DATAPATH)
+	$(Q)tools/bench/instructions.sh $(BENCH_DATAPATH) \
+		$(INSTRUCTIONS_BASELINE) --update
 
 # Sanitizer builds run the unit tests and the end-to-end tests (the
 # library preloaded into the real programs, behind the ASan runtime and
