@@ -45,7 +45,7 @@ HOOK_OBJS := $(SHIM_HOOKS:%=$(BUILD)/shim/%.o)
 KEYS_SRCS := $(wildcard tools/keys/*.c)
 KEYS_OBJS := $(KEYS_SRCS:%.c=$(BUILD)/%.o)
 BENCH_SRCS := tools/bench/main.c tools/bench/measure.c tools/bench/report.c \
-	tools/bench/netns.c
+	tools/bench/netns.c tools/bench/small.c
 BENCH_OBJS := $(BENCH_SRCS:%.c=$(BUILD)/%.o)
 UNIT_SRCS := $(wildcard tests/unit/test_*.c)
 UNIT_BINS := $(UNIT_SRCS:tests/unit/%.c=$(BUILD)/tests/%)

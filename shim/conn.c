@@ -128,7 +128,8 @@ conn_unref(struct conn *c)
 		sodium_memzero(c->queued, c->queued_len);
 		free(c->queued);
 	}
-	if (c->rx_buf != NULL) {
+	sodium_memzero(c->rx_small, sizeof(c->rx_small));
+	if (c->rx_buf != NULL && c->rx_buf != c->rx_small) {
 		sodium_memzero(c->rx_buf, REC_MAX_BODY);
 		free(c->rx_buf);
 	}

@@ -37,6 +37,12 @@
 /* Buffers larger than this are given back once empty, so an idle
  * connection holds little memory. */
 #define IDLE_BUFFER_MAX 4096
+/* Ciphertext read past what the record reader asked for, in the same
+ * receive call: small records that arrive together cost one call. */
+#define RX_AHEAD_SIZE 8192
+/* Record bodies up to this size are kept in the connection itself: small
+ * messages never allocate a record-sized buffer. */
+#define RX_SMALL_BODY (4096 + REC_TAG_SIZE)
 /* How long data and the close record may take to drain after close(). */
 #define CLOSE_DRAIN_MS 30000
 
@@ -87,7 +93,11 @@ struct conn {
 	pthread_mutex_t recv_lock;
 	struct rec_keys *rx;
 	struct rec_reader rx_reader;	/* framing of the incoming records */
-	uint8_t *rx_buf;		/* current body, then its plaintext */
+	uint8_t *rx_buf;		/* current body, then its plaintext:
+					 * rx_small or an allocated record */
+	uint8_t rx_small[RX_SMALL_BODY];
+	uint8_t rx_ahead[RX_AHEAD_SIZE];	/* ciphertext read ahead */
+	size_t rx_ahead_off, rx_ahead_len;
 	bool rx_whole;			/* rx_buf holds a whole record, unopened */
 	size_t rx_plain_off, rx_plain_len;
 	bool rx_eof;			/* authenticated close received */

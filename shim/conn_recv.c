@@ -17,8 +17,83 @@ rx_buf_release(struct conn *c)
 	if (c->rx_buf == NULL || c->rx_reader.in_body || c->rx_whole ||
 	    c->rx_plain_len > 0)
 		return;
-	free(c->rx_buf);
+	if (c->rx_buf != c->rx_small)
+		free(c->rx_buf);
 	c->rx_buf = NULL;
+}
+
+/* A place for the body of ${body_len} bytes whose header was accepted:
+ * the connection's own small buffer, or a record-sized one. 0 or -ENOMEM;
+ * recv_lock held (no plaintext is waiting: records are read only then). */
+static int
+rx_body_buffer(struct conn *c, size_t body_len)
+{
+	if (c->rx_buf != NULL &&
+	    (c->rx_buf != c->rx_small || body_len <= RX_SMALL_BODY))
+		return 0;
+	if (body_len <= RX_SMALL_BODY) {
+		c->rx_buf = c->rx_small;
+		return 0;
+	}
+	return (c->rx_buf = malloc(REC_MAX_BODY)) == NULL ? -ENOMEM : 0;
+}
+
+/* Does what was read ahead complete a record a receive hands out? */
+static bool
+rx_ahead_ready(const struct conn *c)
+{
+	return c->rx_ahead_len > 0 && rec_reader_ready(&c->rx_reader,
+	    c->rx_ahead + c->rx_ahead_off, c->rx_ahead_len);
+}
+
+/* Would a receive hand out something now, without the kernel? */
+static bool
+rx_input_waiting(const struct conn *c)
+{
+	return c->rx_plain_len > 0 || c->rx_whole || c->rx_eof || c->rx_error ||
+	    rx_ahead_ready(c);
+}
+
+/*
+ * Fill the places ${iov} names (${parts} entries; the array has room for
+ * one more) with the stream's next bytes: from what was read ahead, else
+ * from the kernel, which may also fill the read-ahead buffer in the same
+ * call. Bytes placed, 0 at the end of the stream, or -errno.
+ */
+static ssize_t
+rx_fill(struct conn *c, struct iovec *iov, int parts, int flags)
+{
+	struct msghdr msg = { .msg_iov = iov };
+	size_t want = conn_iov_total(iov, parts), placed = 0;
+	ssize_t n;
+	int i;
+
+	if (c->rx_ahead_len > 0) {
+		for (i = 0; i < parts && c->rx_ahead_len > 0; i++) {
+			size_t take = iov[i].iov_len < c->rx_ahead_len ?
+			    iov[i].iov_len : c->rx_ahead_len;
+
+			memcpy(iov[i].iov_base, c->rx_ahead + c->rx_ahead_off, take);
+			c->rx_ahead_off += take;
+			c->rx_ahead_len -= take;
+			placed += take;
+		}
+		if (c->rx_ahead_len == 0)
+			c->rx_ahead_off = 0;
+		return (ssize_t)placed;
+	}
+	iov[parts].iov_base = c->rx_ahead;
+	iov[parts].iov_len = sizeof(c->rx_ahead);
+	msg.msg_iovlen = (size_t)parts + 1;
+	n = real.recvmsg(c->fd, &msg, flags);
+	if (n < 0)
+		return errno == EWOULDBLOCK ? -EAGAIN : -errno;
+	if ((size_t)n > want) {
+		c->rx_ahead_off = 0;
+		c->rx_ahead_len = (size_t)n - want;
+		n = (ssize_t)want;
+	}
+	return n;
 }
 
 /* Hand out buffered plaintext; recv_lock held. */
@@ -48,8 +123,8 @@ conn_deliver(struct conn *c, const struct iovec *iov, int iovcnt,
 		c->rx_plain_off += copied;
 		c->rx_plain_len -= copied;
 		if (c->rx_plain_len == 0) {
-			atomic_store(&c->rx_readable, c->rx_eof || c->rx_error);
 			rx_buf_release(c);
+			atomic_store(&c->rx_readable, rx_input_waiting(c));
 		}
 	}
 	return copied;
@@ -114,22 +189,20 @@ static int
 conn_read_record(struct conn *c, bool block)
 {
 	int flags = block ? 0 : MSG_DONTWAIT, parts;
-	struct iovec iov[2];
-	struct msghdr msg = { .msg_iov = iov };
+	struct iovec iov[3];	/* rec_reader_iov's two, and read-ahead */
 	ssize_t n = 0;
 
 	if (c->rx_whole) {	/* assembled by conn_input_ready() */
 		c->rx_whole = false;
-		atomic_store(&c->rx_readable, c->rx_eof || c->rx_error);
+		atomic_store(&c->rx_readable, rx_input_waiting(c));
 		return 1;
 	}
 	if (c->rx_reader.in_body && c->rx_buf == NULL)
 		return conn_rx_fail(c, ENOMEM);
 	if ((parts = rec_reader_iov(&c->rx_reader, c->rx_buf, iov)) > 0) {
-		msg.msg_iovlen = (size_t)parts;
-		n = real.recvmsg(c->fd, &msg, flags);
+		n = rx_fill(c, iov, parts, flags);
 		if (n < 0)
-			return errno == EWOULDBLOCK ? -EAGAIN : -errno;
+			return (int)n;
 		if (n == 0)
 			goto eof;
 	}
@@ -139,8 +212,7 @@ conn_read_record(struct conn *c, bool block)
 	case REC_READER_WHOLE:
 		return 1;
 	case REC_READER_BODY:
-		if (c->rx_buf == NULL &&
-		    (c->rx_buf = malloc(REC_MAX_BODY)) == NULL)
+		if (rx_body_buffer(c, c->rx_reader.body_len) != 0)
 			return conn_rx_fail(c, ENOMEM);
 		return 0;
 	case REC_READER_ALERT:
@@ -202,7 +274,9 @@ conn_recv(struct conn *c, const struct iovec *iov, int iovcnt, int flags)
 	while (total == 0 || done < total) {
 		if (c->rx_plain_len > 0) {
 			done += conn_deliver(c, iov, iovcnt, done, peek);
-			if (!waitall || peek)
+			/* Like the kernel, hand out what is here, up to the
+			 * caller's room: records already read ahead too. */
+			if (peek || (!waitall && !rx_ahead_ready(c)))
 				break;
 			continue;
 		}
@@ -230,7 +304,7 @@ conn_recv(struct conn *c, const struct iovec *iov, int iovcnt, int flags)
 			if (rc < 0)
 				goto out;
 			done += (size_t)rc;
-			if (rc > 0 && !waitall)
+			if (rc > 0 && !waitall && !rx_ahead_ready(c))
 				break;
 			continue;
 		}
@@ -246,6 +320,7 @@ conn_recv(struct conn *c, const struct iovec *iov, int iovcnt, int flags)
 	}
 	rc = 0;
 out:
+	atomic_store(&c->rx_readable, rx_input_waiting(c));
 	pthread_mutex_unlock(&c->recv_lock);
 	if (done > 0)
 		return (ssize_t)done;
@@ -274,6 +349,7 @@ conn_readable_bytes(struct conn *c)
 	}
 	if (c->rx_plain_len <= (size_t)INT32_MAX)
 		avail = (int)c->rx_plain_len;
+	atomic_store(&c->rx_readable, rx_input_waiting(c));
 	pthread_mutex_unlock(&c->recv_lock);
 	return avail;
 }
@@ -314,7 +390,8 @@ conn_input_ready(struct conn *c)
 		}
 		break;
 	}
-	ready = c->rx_plain_len > 0 || c->rx_whole || c->rx_eof || c->rx_error;
+	ready = rx_input_waiting(c);
+	atomic_store(&c->rx_readable, ready);
 	pthread_mutex_unlock(&c->recv_lock);
 	return ready;
 }

@@ -345,6 +345,34 @@ rec_reader_got(struct rec_reader *r, size_t n)
 }
 
 bool
+rec_reader_ready(const struct rec_reader *r, const uint8_t *ahead, size_t len)
+{
+	struct rec_reader s = *r;	/* a copy: the reader itself stays */
+	size_t pos = 0, need;
+
+	for (;;) {
+		if (!s.in_body) {
+			need = REC_HEADER_SIZE - s.header_have;
+			if (len - pos < need)
+				return false;
+			memcpy(s.header + s.header_have, ahead + pos, need);
+			pos += need;
+			s.header_have = REC_HEADER_SIZE;
+			if (reader_header(&s) != REC_READER_BODY)
+				return true;
+		}
+		need = s.body_len - s.body_have;
+		if (len - pos < need)
+			return false;
+		pos += need;
+		if (s.type != REC_REKEY)
+			return true;
+		s.in_body = false;
+		s.header_have = 0;
+	}
+}
+
+bool
 rec_reader_idle(const struct rec_reader *r)
 {
 	return !r->in_body && r->header_have == 0;

@@ -128,6 +128,16 @@ int rec_reader_iov(const struct rec_reader *r, uint8_t *body,
  */
 enum rec_reader_event rec_reader_got(struct rec_reader *r, size_t n);
 
+/*
+ * rec_reader_ready(r, ahead, len):
+ * Would the ${len} bytes that follow what the reader has seen complete a
+ * record that a receive hands out: DATA or CLOSE, after any number of
+ * REKEY records (which hand out nothing), or a malformed header or an
+ * alert (a receive reports the error)? Headers only; nothing is opened.
+ */
+bool rec_reader_ready(const struct rec_reader *r, const uint8_t *ahead,
+    size_t len);
+
 /* rec_reader_idle(r): between records, nothing of the next one read? */
 bool rec_reader_idle(const struct rec_reader *r);
 

@@ -10,6 +10,7 @@
 #define _GNU_SOURCE
 #include <check.h>
 #include <errno.h>
+#include <poll.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -462,6 +463,47 @@ START_TEST(truncation_is_detected)
 }
 END_TEST
 
+/* Small records that arrive together are read in one go: a receive hands
+ * out all of them that fit, as the kernel hands out all it holds; and
+ * records read ahead while the kernel holds nothing more still make the
+ * connection readable. */
+START_TEST(small_records_together_are_handed_out_together)
+{
+	struct pair p;
+	uint8_t sent[40 * 33], got[sizeof(sent) + 100];
+	struct pollfd kernel = { .events = POLLIN };
+	struct iovec iov;
+	size_t off = 0;
+	short kev;
+	bool hs;
+	int i;
+
+	config.rekey_records = 7;	/* key changes between the records */
+	pair_open_keyed(&p, false);
+	randombytes_buf(sent, sizeof(sent));
+	for (i = 0; i < 40; i++) {
+		iov = (struct iovec){ sent + off, 33 };
+		ck_assert_int_eq(conn_send(p.client, &iov, 1, 0), 33);
+		off += 33;
+	}
+	/* The first message alone fits: the rest is read ahead, and the
+	 * kernel holds nothing. */
+	iov = (struct iovec){ got, 33 };
+	ck_assert_int_eq(conn_recv(p.server, &iov, 1, MSG_DONTWAIT), 33);
+	kernel.fd = p.fd[1];
+	ck_assert_int_eq(libc.poll(&kernel, 1, 0), 0);
+	ck_assert(conn_poll(p.server, POLLIN, &kev, &hs) & POLLIN);
+	/* One receive with room hands out everything. */
+	iov = (struct iovec){ got + 33, sizeof(got) - 33 };
+	ck_assert_int_eq(conn_recv(p.server, &iov, 1, MSG_DONTWAIT),
+	    (ssize_t)sizeof(sent) - 33);
+	ck_assert(memcmp(got, sent, sizeof(sent)) == 0);
+	ck_assert(!(conn_poll(p.server, POLLIN, &kev, &hs) & POLLIN));
+	ck_assert_int_eq(conn_recv(p.server, &iov, 1, MSG_DONTWAIT), -EAGAIN);
+	pair_close(&p);
+}
+END_TEST
+
 START_TEST(missing_credentials_fail_closed)
 {
 	struct pair p;
@@ -512,6 +554,7 @@ main(void)
 	tcase_add_test(tc, blocking_send_larger_than_the_queue_is_taken_whole);
 	tcase_add_test(tc, corrupted_record_is_rejected);
 	tcase_add_test(tc, truncation_is_detected);
+	tcase_add_test(tc, small_records_together_are_handed_out_together);
 	tcase_add_test(tc, missing_credentials_fail_closed);
 	suite_add_tcase(s, tc);
 	failed = run_suite(s);

@@ -421,6 +421,74 @@ START_TEST(reader_refuses_alerts_and_bad_headers)
 }
 END_TEST
 
+/* Feed ${len} bytes of ${stream} to ${r} one at a time, as a socket
+ * might deliver them. */
+static void
+reader_feed(struct rec_reader *r, uint8_t *body, const uint8_t *stream,
+    size_t len)
+{
+	size_t at = 0;
+
+	while (at < len) {
+		struct iovec iov[2];
+		int parts = rec_reader_iov(r, body, iov);
+
+		if (parts == 0) {
+			(void)rec_reader_got(r, 0);
+			continue;
+		}
+		*(uint8_t *)(iov[0].iov_len > 0 ? iov[0].iov_base :
+		    iov[1].iov_base) = stream[at++];
+		ck_assert_int_ge(rec_reader_got(r, 1), 0);
+	}
+}
+
+/* What was read ahead is "ready" exactly when it completes a record that
+ * a receive hands out: DATA or CLOSE, REKEY records skipped; checked from
+ * every position in a stream and for every length read ahead. */
+START_TEST(reader_ready_when_a_record_is_handed_out)
+{
+	static const enum rec_type types[] = { REC_DATA, REC_REKEY, REC_DATA,
+	    REC_REKEY, REC_REKEY, REC_CLOSE };
+	static const uint8_t bad[REC_HEADER_SIZE] = { 0x09, 0x00, 0x00, 0x20 };
+	size_t ends[6], len = 0, at, ahead, i;
+	uint8_t stream[512], body[REC_MAX_BODY > 4096 ? 4096 : REC_MAX_BODY];
+	uint8_t pt[7] = "payload";
+	struct rec_keys *tx = keys(REC_CHACHA20POLY1305, 1000);
+
+	for (i = 0; i < 6; i++) {
+		len += rec_seal(tx, types[i], types[i] == REC_DATA ? pt : NULL,
+		    types[i] == REC_DATA ? sizeof(pt) : 0, stream + len);
+		ends[i] = len;
+	}
+	for (at = 0; at < len; at++) {
+		size_t first_end = 0;
+		struct rec_reader r;
+
+		/* The end of the first record handed out that ends after
+		 * ${at}. */
+		for (i = 0; i < 6 && first_end == 0; i++)
+			if (ends[i] > at && types[i] != REC_REKEY)
+				first_end = ends[i];
+		memset(&r, 0, sizeof(r));
+		reader_feed(&r, body, stream, at);
+		for (ahead = 0; at + ahead <= len; ahead++)
+			ck_assert_msg(rec_reader_ready(&r, stream + at, ahead) ==
+			    (at + ahead >= first_end), "at %zu, %zu ahead", at, ahead);
+	}
+	/* A malformed header is "ready": the receive reports it. */
+	{
+		struct rec_reader r;
+
+		memset(&r, 0, sizeof(r));
+		reader_feed(&r, body, bad, 2);
+		ck_assert(!rec_reader_ready(&r, bad + 2, 1));
+		ck_assert(rec_reader_ready(&r, bad + 2, 2));
+	}
+	rec_keys_free(tx);
+}
+END_TEST
+
 int
 main(void)
 {
@@ -438,6 +506,7 @@ main(void)
 	tcase_add_test(tc, empty_iovecs_are_skipped);
 	tcase_add_test(tc, different_secrets_do_not_interoperate);
 	tcase_add_test(tc, reader_frames_a_stream_in_any_pieces);
+	tcase_add_test(tc, reader_ready_when_a_record_is_handed_out);
 	tcase_add_test(tc, reader_refuses_alerts_and_bad_headers);
 	suite_add_tcase(s, tc);
 	return run_suite(s);

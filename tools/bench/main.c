@@ -21,11 +21,15 @@ usage(FILE *f)
 	fprintf(f,
 	    "usage: tlshim-bench [--seconds S] [--sizes LIST] [--link RATE]\n"
 	    "                    [--ranks N] [--ring-bytes SIZE] [--no-stunnel]\n"
+	    "                    [--small-size SIZE] [--pipeline DEPTH]\n"
+	    "                    [--threads LIST] [--connectors LIST]\n"
 	    "                    [--json FILE] [--csv FILE] [--svg FILE]\n"
 	    "         two network namespaces on this host (needs root)\n"
 	    "       tlshim-bench --listen ADDR:PORT\n"
 	    "         serve: plaintext on PORT, tlshim on PORT+1\n"
 	    "       tlshim-bench --connect ADDR:PORT [--seconds S] [--sizes LIST]\n"
+	    "                    [--small-size SIZE] [--pipeline DEPTH]\n"
+	    "                    [--threads LIST] [--connectors LIST]\n"
 	    "                    [--json FILE] [--csv FILE] [--svg FILE]\n"
 	    "         measure against a --listen peer on another host\n"
 	    "\n"
@@ -34,6 +38,11 @@ usage(FILE *f)
 	    "TLSHIM_DIR=...); tlshim-bench excludes the plaintext port from\n"
 	    "protection by itself, on both ends, so one run measures both.\n"
 	    "--link RATE shapes the veth pair with tc tbf (e.g. 10gbit).\n"
+	    "Small messages (default 64 B): DEPTH pipelined requests (16;\n"
+	    "0 leaves the small-message tests out), request/response from\n"
+	    "each count of threads in LIST (1,16), each its own connection,\n"
+	    "and new connections from each count of concurrent connectors\n"
+	    "(1,2,4).\n"
 	    "Sizes take K, M and G suffixes (powers of two).\n");
 }
 
@@ -59,6 +68,27 @@ bench_parse_sizes(const char *text, size_t *sizes, int max)
 			return -1;
 		}
 		sizes[n++] = (size_t)v;
+	}
+	free(copy);
+	return n;
+}
+
+int
+bench_parse_counts(const char *text, int *counts, int max, int limit)
+{
+	char *copy = strdup(text), *item, *save = NULL;
+	int n = 0;
+
+	for (item = strtok_r(copy, ",", &save); item != NULL;
+	    item = strtok_r(NULL, ",", &save)) {
+		char *end;
+		long v = strtol(item, &end, 10);
+
+		if (*end != '\0' || v < 1 || v > limit || n == max) {
+			free(copy);
+			return -1;
+		}
+		counts[n++] = (int)v;
 	}
 	free(copy);
 	return n;
@@ -102,6 +132,10 @@ main(int argc, char **argv)
 		{ "ranks", required_argument, NULL, 'n' },
 		{ "ring-bytes", required_argument, NULL, 'b' },
 		{ "no-stunnel", no_argument, NULL, 'S' },
+		{ "small-size", required_argument, NULL, 'm' },
+		{ "pipeline", required_argument, NULL, 'p' },
+		{ "threads", required_argument, NULL, 't' },
+		{ "connectors", required_argument, NULL, 'C' },
 		{ "stunnel-port", required_argument, NULL, 'P' },
 		{ "json", required_argument, NULL, 'j' },
 		{ "csv", required_argument, NULL, 'v' },
@@ -112,7 +146,8 @@ main(int argc, char **argv)
 		{ NULL, 0, NULL, 0 },
 	};
 	struct bench_options o = { .seconds = 1.0, .ranks = 4,
-	    .ring_bytes = 16u << 20, .stunnel = 1 };
+	    .ring_bytes = 16u << 20, .stunnel = 1, .small_size = 64,
+	    .pipe_depth = 16, .threads = "1,16", .connectors = "1,2,4" };
 	static struct bench_results r;
 	const char *listen_at = NULL, *connect_to = NULL, *ring = NULL;
 	const char *ring_results = NULL;
@@ -144,6 +179,16 @@ main(int argc, char **argv)
 			break;
 		}
 		case 'S': o.stunnel = 0; break;
+		case 'm':
+			if (bench_parse_sizes(optarg, &o.small_size, 1) != 1 ||
+			    o.small_size > (1u << 20)) {
+				fprintf(stderr, "tlshim-bench: bad --small-size\n");
+				return 1;
+			}
+			break;
+		case 'p': o.pipe_depth = atoi(optarg); break;
+		case 't': o.threads = optarg; break;
+		case 'C': o.connectors = optarg; break;
 		case 'P': stunnel_port = atoi(optarg); break;
 		case 'j': o.json = optarg; break;
 		case 'v': o.csv = optarg; break;
@@ -153,6 +198,17 @@ main(int argc, char **argv)
 		case 'h': usage(stdout); return 0;
 		default: usage(stderr); return 1;
 		}
+	}
+	r.small_size = o.small_size;
+	r.pipe_depth = o.pipe_depth;
+	if ((r.nthreads = bench_parse_counts(o.threads, r.threads,
+	    BENCH_MAX_COUNTS, 256)) < 0 ||
+	    (r.nconnectors = bench_parse_counts(o.connectors, r.connectors,
+	    BENCH_MAX_COUNTS, 64)) < 0 || o.pipe_depth < 0 ||
+	    o.pipe_depth > 1024) {
+		fprintf(stderr, "tlshim-bench: bad --pipeline, --threads or "
+		    "--connectors (counts: up to 4 in a list)\n");
+		return 1;
 	}
 	if (o.seconds <= 0 || o.seconds > 600 || o.ranks < 2 || o.ranks > 64) {
 		usage(stderr);

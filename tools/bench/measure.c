@@ -26,15 +26,13 @@
 #define PING_WARMUP 100
 #define CONNECT_COUNT 200
 
-enum bench_test { T_SINK = 1, T_BOTH, T_PING, T_CONNECT };
-
 struct command {
 	uint32_t magic, test, size, pad;
 	uint64_t amount;
 };
 
-static double
-now_s(void)
+double
+bench_now_s(void)
 {
 	struct timespec ts;
 
@@ -42,8 +40,8 @@ now_s(void)
 	return ts.tv_sec + ts.tv_nsec / 1e9;
 }
 
-static int
-write_all(int fd, const void *buf, size_t len)
+int
+bench_write_all(int fd, const void *buf, size_t len)
 {
 	const char *p = buf;
 
@@ -60,8 +58,8 @@ write_all(int fd, const void *buf, size_t len)
 	return 0;
 }
 
-static int
-read_all(int fd, void *buf, size_t len)
+int
+bench_read_all(int fd, void *buf, size_t len)
 {
 	char *p = buf;
 
@@ -161,7 +159,7 @@ send_amount(void *arg)
 	while (done < s->amount) {
 		size_t len = s->amount - done < s->size ? s->amount - done : s->size;
 
-		if (write_all(s->fd, buf, len) != 0) {
+		if (bench_write_all(s->fd, buf, len) != 0) {
 			s->rc = -1;
 			break;
 		}
@@ -201,14 +199,14 @@ serve_one(void *arg)
 	char *buf;
 
 	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-	if (read_all(fd, &c, sizeof(c)) != 0 || c.magic != BENCH_MAGIC ||
+	if (bench_read_all(fd, &c, sizeof(c)) != 0 || c.magic != BENCH_MAGIC ||
 	    c.size == 0 || c.size > (256u << 20))
 		goto out;
 	switch (c.test) {
 	case T_SINK: {
 		uint64_t got = drain(fd, UINT64_MAX);
 
-		(void)write_all(fd, &got, sizeof(got));
+		(void)bench_write_all(fd, &got, sizeof(got));
 		break;
 	}
 	case T_BOTH: {
@@ -219,18 +217,18 @@ serve_one(void *arg)
 		pthread_create(&th, NULL, send_amount, &s);
 		got = drain(fd, c.amount);
 		pthread_join(th, NULL);
-		(void)write_all(fd, &got, sizeof(got));
+		(void)bench_write_all(fd, &got, sizeof(got));
 		break;
 	}
 	case T_PING:
 		buf = malloc(c.size);
-		while (read_all(fd, buf, c.size) == 0)
-			if (write_all(fd, buf, c.size) != 0)
+		while (bench_read_all(fd, buf, c.size) == 0)
+			if (bench_write_all(fd, buf, c.size) != 0)
 				break;
 		free(buf);
 		break;
 	case T_CONNECT:
-		(void)write_all(fd, "k", 1);
+		(void)bench_write_all(fd, "k", 1);
 		(void)drain(fd, 1);
 		break;
 	}
@@ -285,8 +283,8 @@ bench_listen(const char *addrport)
 	}
 }
 
-static int
-start_test(const char *host, int port, enum bench_test test, size_t size,
+int
+bench_start_test(const char *host, int port, enum bench_test test, size_t size,
     uint64_t amount)
 {
 	struct command c = { BENCH_MAGIC, test, (uint32_t)size, 0, amount };
@@ -294,7 +292,7 @@ start_test(const char *host, int port, enum bench_test test, size_t size,
 
 	if (fd < 0)
 		return -1;
-	if (write_all(fd, &c, sizeof(c)) != 0) {
+	if (bench_write_all(fd, &c, sizeof(c)) != 0) {
 		close(fd);
 		return -1;
 	}
@@ -309,23 +307,23 @@ measure_one_way(const char *host, int port, size_t size, double seconds,
 	char *buf = malloc(size);
 	uint64_t sent = 0, got = 0;
 	double t0, t1;
-	int fd = start_test(host, port, T_SINK, size, 0);
+	int fd = bench_start_test(host, port, T_SINK, size, 0);
 
 	if (fd < 0 || buf == NULL) {
 		free(buf);
 		return 0;
 	}
 	memset(buf, 0xa5, size);
-	t0 = now_s();
+	t0 = bench_now_s();
 	do {
-		if (write_all(fd, buf, size) != 0)
+		if (bench_write_all(fd, buf, size) != 0)
 			break;
 		sent += size;
-	} while (now_s() - t0 < seconds);
+	} while (bench_now_s() - t0 < seconds);
 	shutdown(fd, SHUT_WR);
-	if (read_all(fd, &got, sizeof(got)) != 0 || got != sent)
+	if (bench_read_all(fd, &got, sizeof(got)) != 0 || got != sent)
 		got = 0;
-	t1 = now_s();
+	t1 = bench_now_s();
 	close(fd);
 	free(buf);
 	*moved = got;
@@ -336,7 +334,7 @@ measure_one_way(const char *host, int port, size_t size, double seconds,
 static double
 measure_both_ways(const char *host, int port, size_t size, uint64_t amount)
 {
-	int fd = start_test(host, port, T_BOTH, size, amount);
+	int fd = bench_start_test(host, port, T_BOTH, size, amount);
 	struct sender s = { fd, size, amount, 0 };
 	uint64_t got, echo = 0;
 	pthread_t th;
@@ -344,13 +342,13 @@ measure_both_ways(const char *host, int port, size_t size, uint64_t amount)
 
 	if (fd < 0)
 		return 0;
-	t0 = now_s();
+	t0 = bench_now_s();
 	pthread_create(&th, NULL, send_amount, &s);
 	got = drain(fd, amount);
 	pthread_join(th, NULL);
-	if (read_all(fd, &echo, sizeof(echo)) != 0)
+	if (bench_read_all(fd, &echo, sizeof(echo)) != 0)
 		echo = 0;
-	t1 = now_s();
+	t1 = bench_now_s();
 	close(fd);
 	if (s.rc != 0 || got != amount || echo != amount)
 		return 0;
@@ -370,20 +368,20 @@ measure_ping(const char *host, int port, double *median, double *p99)
 {
 	static double rtt[PING_COUNT];
 	char msg[64] = "ping";
-	int fd = start_test(host, port, T_PING, sizeof(msg), 0), i;
+	int fd = bench_start_test(host, port, T_PING, sizeof(msg), 0), i;
 
 	*median = *p99 = 0;
 	if (fd < 0)
 		return;
 	for (i = -PING_WARMUP; i < PING_COUNT; i++) {
-		double t0 = now_s();
+		double t0 = bench_now_s();
 
-		if (write_all(fd, msg, sizeof(msg)) || read_all(fd, msg, sizeof(msg))) {
+		if (bench_write_all(fd, msg, sizeof(msg)) || bench_read_all(fd, msg, sizeof(msg))) {
 			close(fd);
 			return;
 		}
 		if (i >= 0)
-			rtt[i] = (now_s() - t0) * 1e6;
+			rtt[i] = (bench_now_s() - t0) * 1e6;
 	}
 	close(fd);
 	qsort(rtt, PING_COUNT, sizeof(rtt[0]), cmp_double);
@@ -396,24 +394,24 @@ measure_connect(const char *host, int port, double *median, double *p99,
     double *per_s)
 {
 	static double t[CONNECT_COUNT];
-	double start = now_s();
+	double start = bench_now_s();
 	int i;
 
 	*median = *p99 = *per_s = 0;
 	for (i = 0; i < CONNECT_COUNT; i++) {
-		double t0 = now_s();
-		int fd = start_test(host, port, T_CONNECT, 1, 0);
+		double t0 = bench_now_s();
+		int fd = bench_start_test(host, port, T_CONNECT, 1, 0);
 		char k;
 
-		if (fd < 0 || read_all(fd, &k, 1) != 0) {
+		if (fd < 0 || bench_read_all(fd, &k, 1) != 0) {
 			if (fd >= 0)
 				close(fd);
 			return;
 		}
-		t[i] = (now_s() - t0) * 1e3;
+		t[i] = (bench_now_s() - t0) * 1e3;
 		close(fd);
 	}
-	*per_s = CONNECT_COUNT / (now_s() - start);
+	*per_s = CONNECT_COUNT / (bench_now_s() - start);
 	qsort(t, CONNECT_COUNT, sizeof(t[0]), cmp_double);
 	*median = t[CONNECT_COUNT / 2];
 	*p99 = t[CONNECT_COUNT * 99 / 100];
@@ -455,6 +453,9 @@ bench_measure(const char *host, int port, int stunnel_port, double seconds,
 		measure_ping(h, pt, &r->rtt_median_us[p], &r->rtt_p99_us[p]);
 		measure_connect(h, pt, &r->connect_median_ms[p],
 		    &r->connect_p99_ms[p], &r->connects_per_s[p]);
+		if (r->pipe_depth > 0 &&
+		    bench_measure_small(h, pt, p, seconds, r) != 0)
+			return -1;
 	}
 	return 0;
 }
@@ -473,7 +474,7 @@ ring_sender(void *arg)
 {
 	struct ring_send *s = arg;
 
-	s->rc = write_all(s->fd, s->buf, s->len);
+	s->rc = bench_write_all(s->fd, s->buf, s->len);
 	return NULL;
 }
 
@@ -508,7 +509,7 @@ bench_ring_rank(int rank, int size, const char *listen_addr,
 	tmp = malloc(chunk * sizeof(float));
 	for (iter = -1; iter < iters; iter++) {
 		if (iter == 0)
-			t0 = now_s();
+			t0 = bench_now_s();
 		for (i = 0; i < (int)n; i++)
 			data[i] = (float)(rank + 1);
 		for (step = 0; step < 2 * (size - 1); step++) {
@@ -529,7 +530,7 @@ bench_ring_rank(int rank, int size, const char *listen_addr,
 			s.buf = (const char *)(data + (size_t)s_idx * chunk);
 			s.len = chunk * sizeof(float);
 			pthread_create(&th, NULL, ring_sender, &s);
-			if (read_all(in, tmp, chunk * sizeof(float)) != 0) {
+			if (bench_read_all(in, tmp, chunk * sizeof(float)) != 0) {
 				fprintf(stderr, "ring: receive failed\n");
 				return 1;
 			}
@@ -552,7 +553,7 @@ bench_ring_rank(int rank, int size, const char *listen_addr,
 			}
 		}
 	}
-	*MBps = (double)n * sizeof(float) * iters / (now_s() - t0) / 1e6;
+	*MBps = (double)n * sizeof(float) * iters / (bench_now_s() - t0) / 1e6;
 	shutdown(out, SHUT_WR);
 	(void)drain(in, UINT64_MAX);
 	close(out);

@@ -336,6 +336,9 @@ bench_netns(const char *argv0, const struct bench_options *o)
 	if (o->link)
 		snprintf(extra + strlen(extra), sizeof(extra) - strlen(extra),
 		    " --link '%s'", o->link);
+	snprintf(extra + strlen(extra), sizeof(extra) - strlen(extra),
+	    " --small-size %zu --pipeline %d --threads '%s' --connectors '%s'",
+	    o->small_size, o->pipe_depth, o->threads, o->connectors);
 	client = spawn(NULL, "exec ip netns exec %s env %s %s --connect "
 	    "198.18.0.2:%d --seconds %g --sizes %s --stunnel-port %d "
 	    "--results-from %d,%zu,%.1f,%.1f,0%s", ns_a, shim_a, self, PORT,

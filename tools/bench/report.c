@@ -74,6 +74,8 @@ bench_print_table(const struct bench_results *r)
 			printf("%-10s %9.3f %9.3f %12.0f\n", path_keys[i],
 			    r->connect_median_ms[i], r->connect_p99_ms[i],
 			    r->connects_per_s[i]);
+	printf("\n");
+	bench_print_small(r);
 	if (r->ring_ranks > 0) {
 		char sz[32];
 
@@ -123,7 +125,9 @@ bench_write_json(const char *path, const struct bench_results *r)
 			    "\"per_second\": %.0f}", p ? ", " : "", path_keys[p],
 			    r->connect_median_ms[p], r->connect_p99_ms[p],
 			    r->connects_per_s[p]);
-	fprintf(f, "},\n  \"ring_allreduce\": {\"ranks\": %d, \"bytes\": %zu, "
+	fprintf(f, "},\n");
+	bench_json_small(f, r);
+	fprintf(f, "  \"ring_allreduce\": {\"ranks\": %d, \"bytes\": %zu, "
 	    "\"plaintext_MBps\": %.1f, \"tlshim_MBps\": %.1f}\n}\n", r->ring_ranks,
 	    r->ring_bytes, r->ring_MBps[PATH_PLAIN], r->ring_MBps[PATH_TLSHIM]);
 	return fclose(f) == 0 ? 0 : -1;
@@ -158,6 +162,7 @@ bench_write_csv(const char *path, const struct bench_results *r)
 			    r->connect_median_ms[p]);
 		}
 	}
+	bench_csv_small(f, r);
 	if (r->ring_ranks > 0)
 		for (p = 0; p < 2; p++)
 			fprintf(f, "ring_allreduce_MBps,%zu,%s,%.1f\n", r->ring_bytes,
@@ -172,7 +177,8 @@ bench_write_svg(const char *path, const struct bench_results *r)
 {
 	static const char *colours[PATH_COUNT] = { "#888888", "#1f77b4",
 	    "#d62728" };
-	const double W = 960, H = 420, x0 = 70, y0 = 50, pw = 520, ph = 300;
+	const double W = 960, x0 = 70, y0 = 50, pw = 520, ph = 300;
+	const double H = 420 + bench_svg_small_height(r);
 	double ymax = 0, lmin = log2((double)r->sizes[0]);
 	double lmax = log2((double)r->sizes[r->nsizes - 1]), bmax = 0;
 	FILE *f = fopen(path, "w");
@@ -273,6 +279,8 @@ bench_write_svg(const char *path, const struct bench_results *r)
 			    bx, y0 + 170, r->ring_ranks, r->ring_MBps[PATH_PLAIN],
 			    r->ring_MBps[PATH_TLSHIM]);
 	}
+	if (bench_svg_small_height(r) > 0)
+		bench_svg_small(f, r, x0, 420, W - x0);
 	fprintf(f, "</svg>\n");
 	return fclose(f) == 0 ? 0 : -1;
 }
