@@ -65,6 +65,7 @@ conn_alloc(int fd)
 	if (conn_process_pid == 0)
 		conn_process_pid = c->owner;
 	atomic_init(&c->refs, 1);
+	atomic_init(&c->watcher, -1);
 	pthread_mutex_init(&c->lock, NULL);
 	pthread_mutex_init(&c->send_lock, NULL);
 	pthread_mutex_init(&c->recv_lock, NULL);
@@ -185,6 +186,12 @@ conn_alias_remove(struct conn *c, int fd)
 	pthread_mutex_unlock(&c->recv_lock);
 	pthread_mutex_unlock(&c->send_lock);
 	return false;
+}
+
+atomic_int *
+conn_watcher(struct conn *c)
+{
+	return &c->watcher;
 }
 
 bool *

@@ -18,6 +18,7 @@
  * lock; no blocking wait holds lock or the other direction's lock.
  */
 
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <sys/types.h>
@@ -165,8 +166,12 @@ short conn_progress_events(struct conn *c, int *fd, int64_t *deadline_ms);
 bool conn_progress_step(struct conn *c, short revents, int64_t now_ms,
     bool *established);
 
-/* conn_watch_flag(c): whether ${c} is on the progress thread's list; only
- * read or written under the progress thread's lock. */
+/* conn_watcher(c): the progress thread that looks after ${c}: -1 until one
+ * is chosen, then that one for good (set and read by progress.c). */
+atomic_int *conn_watcher(struct conn *c);
+
+/* conn_watch_flag(c): whether ${c} is on its progress thread's list; only
+ * that thread's module touches it, under that thread's lock. */
 bool *conn_watch_flag(struct conn *c);
 
 /* conn_set_background(watch): how a connection is handed to the thread

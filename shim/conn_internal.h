@@ -54,6 +54,7 @@ struct conn {
 	int alias_count;
 	pid_t owner;
 	atomic_int refs;
+	atomic_int watcher;		/* progress thread, -1: none yet */
 	bool watched;			/* progress thread's, under its lock */
 
 	pthread_mutex_t lock;

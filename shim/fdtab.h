@@ -27,4 +27,8 @@ struct conn *fdtab_take(int fd);
  * reference held for the call). */
 void fdtab_each(void (*fn)(int fd, struct conn *conn, void *arg), void *arg);
 
+/* fdtab_fork_child(void): after fork(), let go of what threads that do not
+ * exist in the child were holding. */
+void fdtab_fork_child(void);
+
 #endif

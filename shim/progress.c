@@ -17,30 +17,68 @@
 #include "progress.h"
 #include "real.h"
 
-static pthread_mutex_t progress_lock = PTHREAD_MUTEX_INITIALIZER;
-static struct conn **watched;
-static size_t watched_count, watched_cap;
-static int wake_fd = -1;
-static pid_t thread_pid;	/* process whose thread is running, 0 if none */
+/*
+ * Handshakes cost CPU (signatures, key exchange), and a rendezvous brings
+ * hundreds of connections at once: up to PROGRESS_MAX_THREADS threads, one
+ * per core, share the work. A connection goes to the thread its address
+ * hashes to (or to a running one when that one cannot start), which keeps
+ * it for its whole life.
+ */
+#define PROGRESS_MAX_THREADS 4
+
+struct progress_thread {
+	pthread_mutex_t lock;
+	struct conn **watched;
+	size_t watched_count, watched_cap;
+	int wake_fd;
+	pid_t pid;		/* process whose thread is running, 0 if none */
+};
+
+static struct progress_thread threads[PROGRESS_MAX_THREADS] = {
+	[0 ... PROGRESS_MAX_THREADS - 1] = {
+		.lock = PTHREAD_MUTEX_INITIALIZER, .wake_fd = -1 },
+};
+static int thread_count;	/* set once, at the first watch */
+static pthread_once_t count_once = PTHREAD_ONCE_INIT;
 
 static void
-progress_wake(void)
+count_threads(void)
+{
+	long cores = sysconf(_SC_NPROCESSORS_ONLN);
+
+	thread_count = cores < 1 ? 1 : cores > PROGRESS_MAX_THREADS ?
+	    PROGRESS_MAX_THREADS : (int)cores;
+}
+
+/* The thread ${c} hashes to. */
+static int
+thread_index_of(const struct conn *c)
+{
+	uint64_t h = (uint64_t)(uintptr_t)c * 0x9e3779b97f4a7c15ull;
+
+	pthread_once(&count_once, count_threads);
+	return (int)((h >> 32) % (uint64_t)thread_count);
+}
+
+static void
+progress_wake(struct progress_thread *t)
 {
 	uint64_t one = 1;
 
-	(void)!real.write(wake_fd, &one, sizeof(one));
+	(void)!real.write(t->wake_fd, &one, sizeof(one));
 }
 
 /* Snapshot what to poll for. Connections that need nothing are dropped. */
 static size_t
-progress_collect(struct conn **conns, struct pollfd *fds, size_t cap,
-    int64_t *deadline, struct conn **done, size_t *ndone)
+progress_collect(struct progress_thread *t, struct conn **conns,
+    struct pollfd *fds, size_t cap, int64_t *deadline, struct conn **done,
+    size_t *ndone)
 {
 	size_t i, n = 0, keep = 0;
 
-	pthread_mutex_lock(&progress_lock);
-	for (i = 0; i < watched_count; i++) {
-		struct conn *c = watched[i];
+	pthread_mutex_lock(&t->lock);
+	for (i = 0; i < t->watched_count; i++) {
+		struct conn *c = t->watched[i];
 		int64_t d = INT64_MAX;
 		int fd = -1;
 		short ev = conn_progress_events(c, &fd, &d);
@@ -50,7 +88,7 @@ progress_collect(struct conn **conns, struct pollfd *fds, size_t cap,
 			done[(*ndone)++] = c;
 			continue;
 		}
-		watched[keep++] = c;
+		t->watched[keep++] = c;
 		if (n < cap) {
 			conns[n] = c;
 			fds[n].fd = fd;
@@ -61,28 +99,28 @@ progress_collect(struct conn **conns, struct pollfd *fds, size_t cap,
 		if (d < *deadline)
 			*deadline = d;
 	}
-	watched_count = keep;
-	pthread_mutex_unlock(&progress_lock);
+	t->watched_count = keep;
+	pthread_mutex_unlock(&t->lock);
 	return n;
 }
 
 static void *
 progress_main(void *arg)
 {
+	struct progress_thread *t = arg;
 	struct conn **conns = NULL, **done = NULL;
 	struct pollfd *fds = NULL;
 	size_t cap = 0;
 
-	(void)arg;
 	shim_internal_thread = 1;
 	for (;;) {
 		int64_t deadline = INT64_MAX, now;
 		size_t n, i, ndone = 0;
 		int timeout, rc;
 
-		pthread_mutex_lock(&progress_lock);
-		if (cap < watched_count + 1) {
-			size_t want = (watched_count + 1) * 2;
+		pthread_mutex_lock(&t->lock);
+		if (cap < t->watched_count + 1) {
+			size_t want = (t->watched_count + 1) * 2;
 			void *a = realloc(conns, want * sizeof(*conns));
 			void *b = a ? realloc(done, want * sizeof(*done)) : NULL;
 			void *f = b ? realloc(fds, (want + 1) * sizeof(*fds)) : NULL;
@@ -96,16 +134,17 @@ progress_main(void *arg)
 				cap = want;
 			}
 		}
-		pthread_mutex_unlock(&progress_lock);
+		pthread_mutex_unlock(&t->lock);
 		if (cap == 0) {
 			/* Out of memory: wait and retry rather than spin. */
 			usleep(10000);
 			continue;
 		}
-		n = progress_collect(conns, fds + 1, cap, &deadline, done, &ndone);
+		n = progress_collect(t, conns, fds + 1, cap, &deadline, done,
+		    &ndone);
 		for (i = 0; i < ndone; i++)
 			conn_unref(done[i]);
-		fds[0].fd = wake_fd;
+		fds[0].fd = t->wake_fd;
 		fds[0].events = POLLIN;
 		fds[0].revents = 0;
 		now = monotime_ms();
@@ -125,7 +164,7 @@ progress_main(void *arg)
 		if (fds[0].revents & POLLIN) {
 			uint64_t v;
 
-			(void)!real.read(wake_fd, &v, sizeof(v));
+			(void)!real.read(t->wake_fd, &v, sizeof(v));
 		}
 		now = monotime_ms();
 		for (i = 0; i < n; i++) {
@@ -143,23 +182,23 @@ progress_main(void *arg)
 }
 
 static int
-progress_start_locked(void)
+progress_start_locked(struct progress_thread *t)
 {
 	pthread_attr_t attr;
 	pthread_t thread;
 	sigset_t all, old;
 	int rc;
 
-	if (thread_pid == getpid())
+	if (t->pid == getpid())
 		return 0;
-	if (wake_fd >= 0) {
-		real_fd_internal_remove(wake_fd);
-		real.close(wake_fd);
+	if (t->wake_fd >= 0) {
+		real_fd_internal_remove(t->wake_fd);
+		real.close(t->wake_fd);
 	}
-	wake_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
-	if (wake_fd < 0)
+	t->wake_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+	if (t->wake_fd < 0)
 		return -errno;
-	real_fd_internal_add(wake_fd);
+	real_fd_internal_add(t->wake_fd);
 	pthread_attr_init(&attr);
 	pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
 	/* The default stack size: a smaller one fails (EINVAL) in programs
@@ -167,50 +206,112 @@ progress_start_locked(void)
 	/* Signals are the application's: the thread must never take one. */
 	sigfillset(&all);
 	pthread_sigmask(SIG_SETMASK, &all, &old);
-	rc = pthread_create(&thread, &attr, progress_main, NULL);
+	rc = pthread_create(&thread, &attr, progress_main, t);
 	pthread_sigmask(SIG_SETMASK, &old, NULL);
 	pthread_attr_destroy(&attr);
 	if (rc != 0)
 		return -rc;
-	thread_pid = getpid();
+	/* Seen as such in top -H, ps -L and /proc/PID/task. */
+	(void)pthread_setname_np(thread, "tlshim-progress");
+	t->pid = getpid();
 	return 0;
+}
+
+/*
+ * The thread that looks after ${c}, running, with its lock held: the one
+ * it was given before, or the one it hashes to, or, when that one cannot
+ * be started (memory or thread limits), any running thread. NULL and
+ * -errno when none runs.
+ */
+static struct progress_thread *
+progress_home_locked(struct conn *c, int *err)
+{
+	atomic_int *watcher = conn_watcher(c);
+	int home = atomic_load(watcher), first, i, rc;
+
+	if (home >= 0) {
+		/* Its thread for good; in a forked child, started anew. */
+		pthread_mutex_lock(&threads[home].lock);
+		if ((rc = progress_start_locked(&threads[home])) == 0)
+			return &threads[home];
+		pthread_mutex_unlock(&threads[home].lock);
+		*err = rc;
+		return NULL;
+	}
+	first = thread_index_of(c);
+	*err = -EAGAIN;
+	for (i = 0; i < thread_count; i++) {
+		int k = (first + i) % thread_count, expected = -1;
+
+		pthread_mutex_lock(&threads[k].lock);
+		if ((rc = progress_start_locked(&threads[k])) != 0) {
+			pthread_mutex_unlock(&threads[k].lock);
+			*err = rc;
+			continue;
+		}
+		if (atomic_compare_exchange_strong(watcher, &expected, k))
+			return &threads[k];
+		/* Another caller chose first: that choice stands. */
+		pthread_mutex_unlock(&threads[k].lock);
+		return progress_home_locked(c, err);
+	}
+	return NULL;
 }
 
 int
 progress_watch(struct conn *c)
 {
+	struct progress_thread *t;
 	int rc;
 
-	pthread_mutex_lock(&progress_lock);
-	if ((rc = progress_start_locked()) != 0) {
-		pthread_mutex_unlock(&progress_lock);
+	if ((t = progress_home_locked(c, &rc)) == NULL) {
 		log_msg(LOG_LEVEL_ERROR, "cannot start the progress thread: %s",
 		    strerror(-rc));
 		return rc;
 	}
 	if (*conn_watch_flag(c)) {
 		/* Already watched: a wake-up makes the thread look again. */
-		progress_wake();
-		pthread_mutex_unlock(&progress_lock);
+		progress_wake(t);
+		pthread_mutex_unlock(&t->lock);
 		return 0;
 	}
-	if (watched_count == watched_cap) {
-		size_t want = watched_cap ? watched_cap * 2 : 64;
-		struct conn **grown = realloc(watched, want * sizeof(*grown));
+	if (t->watched_count == t->watched_cap) {
+		size_t want = t->watched_cap ? t->watched_cap * 2 : 64;
+		struct conn **grown = realloc(t->watched, want * sizeof(*grown));
 
 		if (grown == NULL) {
-			pthread_mutex_unlock(&progress_lock);
+			pthread_mutex_unlock(&t->lock);
 			return -ENOMEM;
 		}
-		watched = grown;
-		watched_cap = want;
+		t->watched = grown;
+		t->watched_cap = want;
 	}
 	conn_ref(c);
 	*conn_watch_flag(c) = true;
-	watched[watched_count++] = c;
-	progress_wake();
-	pthread_mutex_unlock(&progress_lock);
+	t->watched[t->watched_count++] = c;
+	progress_wake(t);
+	pthread_mutex_unlock(&t->lock);
 	return 0;
+}
+
+/* Does any connection a thread of this process watches still owe bytes? */
+static bool
+progress_owed(void)
+{
+	bool owed = false;
+	int i;
+	size_t j;
+
+	for (i = 0; i < PROGRESS_MAX_THREADS && !owed; i++) {
+		struct progress_thread *t = &threads[i];
+
+		pthread_mutex_lock(&t->lock);
+		if (t->pid == getpid())
+			for (j = 0; j < t->watched_count && !owed; j++)
+				owed = conn_owes_bytes(t->watched[j]);
+		pthread_mutex_unlock(&t->lock);
+	}
+	return owed;
 }
 
 void
@@ -218,28 +319,21 @@ progress_drain(int timeout_ms)
 {
 	int64_t deadline = monotime_ms() + timeout_ms;
 
-	for (;;) {
-		size_t i;
-		bool owed = false;
-
-		pthread_mutex_lock(&progress_lock);
-		if (thread_pid == getpid())
-			for (i = 0; i < watched_count && !owed; i++)
-				owed = conn_owes_bytes(watched[i]);
-		pthread_mutex_unlock(&progress_lock);
-		if (!owed || monotime_ms() >= deadline)
-			return;
+	while (progress_owed() && monotime_ms() < deadline)
 		usleep(2000);
-	}
 }
 
 void
 progress_fork_child(void)
 {
-	/* The parent's thread and watch list are not ours; the connections
-	 * on it are inherited, hence unusable here. */
-	pthread_mutex_init(&progress_lock, NULL);
-	watched = NULL;
-	watched_count = watched_cap = 0;
-	thread_pid = 0;
+	int i;
+
+	/* The parent's threads and watch lists are not ours; the
+	 * connections on them are inherited, hence unusable here. */
+	for (i = 0; i < PROGRESS_MAX_THREADS; i++) {
+		pthread_mutex_init(&threads[i].lock, NULL);
+		threads[i].watched = NULL;
+		threads[i].watched_count = threads[i].watched_cap = 0;
+		threads[i].pid = 0;
+	}
 }

@@ -25,6 +25,7 @@ static void
 shim_fork_child(void)
 {
 	shim_pid = getpid();
+	fdtab_fork_child();
 	conn_fork_child();
 	progress_fork_child();
 }

@@ -64,9 +64,9 @@ int bench_ring_rank(int rank, int size, const char *listen, const char *next,
     size_t bytes, double *MBps);
 
 /* Small messages (small.c): pipelined requests, request/response from
- * many threads, concurrent connection setup, on one path. 0 or -1. */
-int bench_measure_small(const char *host, int port, int path, double seconds,
-    struct bench_results *r);
+ * many threads, concurrent connection setup, on every path. 0 or -1. */
+int bench_measure_small(const char *host, int port, int stunnel_port,
+    double seconds, struct bench_results *r);
 void bench_print_small(const struct bench_results *r);
 void bench_json_small(FILE *f, const struct bench_results *r);
 void bench_csv_small(FILE *f, const struct bench_results *r);

@@ -453,10 +453,10 @@ bench_measure(const char *host, int port, int stunnel_port, double seconds,
 		measure_ping(h, pt, &r->rtt_median_us[p], &r->rtt_p99_us[p]);
 		measure_connect(h, pt, &r->connect_median_ms[p],
 		    &r->connect_p99_ms[p], &r->connects_per_s[p]);
-		if (r->pipe_depth > 0 &&
-		    bench_measure_small(h, pt, p, seconds, r) != 0)
-			return -1;
 	}
+	if (r->pipe_depth > 0 &&
+	    bench_measure_small(host, port, stunnel_port, seconds, r) != 0)
+		return -1;
 	return 0;
 }
 

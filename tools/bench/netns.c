@@ -156,6 +156,10 @@ setup_namespaces(const char *link)
 	    sh("ip -n %s addr add 198.18.0.2/24 dev %s && ip -n %s link set %s up"
 	    " && ip -n %s link set lo up", ns_b, veth_b, ns_b, veth_b, ns_b))
 		return -1;
+	/* New connections by the thousand: ports in TIME_WAIT are taken
+	 * again (the client's namespace only). */
+	if (sh("ip netns exec %s sysctl -qw net.ipv4.tcp_tw_reuse=1", ns_a))
+		return -1;
 	if (link != NULL &&
 	    (sh("ip netns exec %s tc qdisc add dev %s root tbf rate %s burst 4mb "
 	    "latency 20ms", ns_a, veth_a, link) ||

@@ -177,7 +177,7 @@ bench_write_svg(const char *path, const struct bench_results *r)
 {
 	static const char *colours[PATH_COUNT] = { "#888888", "#1f77b4",
 	    "#d62728" };
-	const double W = 960, x0 = 70, y0 = 50, pw = 520, ph = 300;
+	const double W = 1100, x0 = 70, y0 = 50, pw = 520, ph = 300;
 	const double H = 420 + bench_svg_small_height(r);
 	double ymax = 0, lmin = log2((double)r->sizes[0]);
 	double lmax = log2((double)r->sizes[r->nsizes - 1]), bmax = 0;
@@ -280,7 +280,7 @@ bench_write_svg(const char *path, const struct bench_results *r)
 			    r->ring_MBps[PATH_TLSHIM]);
 	}
 	if (bench_svg_small_height(r) > 0)
-		bench_svg_small(f, r, x0, 420, W - x0);
+		bench_svg_small(f, r, x0, 420, 960 - x0);
 	fprintf(f, "</svg>\n");
 	return fclose(f) == 0 ? 0 : -1;
 }

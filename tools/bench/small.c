@@ -162,40 +162,90 @@ run_crowd(struct crowd *c, int n, void *(*fn)(void *))
 	return c->failed || elapsed <= 0 ? 0 : total / elapsed;
 }
 
-int
-bench_measure_small(const char *host, int port, int path, double seconds,
-    struct bench_results *r)
+/* One small-message test: the kind and its thread count. */
+enum small_kind { SMALL_PIPELINED, SMALL_ROUND_TRIPS, SMALL_CONNECTIONS };
+
+static double
+small_run(enum small_kind kind, int count, const char *host, int port,
+    double seconds, const struct bench_results *r)
 {
 	struct crowd c = { .host = host, .port = port, .size = r->small_size,
 	    .seconds = seconds };
-	int i;
 
-	fprintf(stderr, "  %-9s small messages: pipelined, request/response, "
-	    "connections\n", path_keys[path]);
-	r->pipe_rate[path] = pipelined(host, port, r->small_size, r->pipe_depth,
-	    seconds);
-	for (i = 0; i < r->nthreads; i++)
-		r->rr_rate[path][i] = run_crowd(&c, r->threads[i], ping_worker);
-	for (i = 0; i < r->nconnectors; i++)
-		r->connect_rate[path][i] = run_crowd(&c, r->connectors[i],
-		    connect_worker);
-	if (r->pipe_rate[path] <= 0) {
-		fprintf(stderr, "tlshim-bench: %s pipelined requests failed\n",
-		    path_keys[path]);
-		return -1;
+	switch (kind) {
+	case SMALL_PIPELINED:
+		return pipelined(host, port, r->small_size, r->pipe_depth, seconds);
+	case SMALL_ROUND_TRIPS:
+		return run_crowd(&c, count, ping_worker);
+	case SMALL_CONNECTIONS:
+		return run_crowd(&c, count, connect_worker);
 	}
-	for (i = 0; i < r->nthreads; i++)
-		if (r->rr_rate[path][i] <= 0) {
-			fprintf(stderr, "tlshim-bench: %s request/response with %d "
-			    "threads failed\n", path_keys[path], r->threads[i]);
-			return -1;
+	return 0;
+}
+
+/* Where the result of a test on a path goes. */
+static double *
+small_slot(struct bench_results *r, enum small_kind kind, int i, int path)
+{
+	switch (kind) {
+	case SMALL_PIPELINED:
+		return &r->pipe_rate[path];
+	case SMALL_ROUND_TRIPS:
+		return &r->rr_rate[path][i];
+	default:
+		return &r->connect_rate[path][i];
+	}
+}
+
+int
+bench_measure_small(const char *host, int port, int stunnel_port,
+    double seconds, struct bench_results *r)
+{
+	struct test { enum small_kind kind; int i, count; } tests[1 +
+	    2 * BENCH_MAX_COUNTS];
+	int ntests = 0, t, round, k;
+
+	tests[ntests++] = (struct test){ SMALL_PIPELINED, 0, 1 };
+	for (k = 0; k < r->nthreads; k++)
+		tests[ntests++] = (struct test){ SMALL_ROUND_TRIPS, k,
+		    r->threads[k] };
+	for (k = 0; k < r->nconnectors; k++)
+		tests[ntests++] = (struct test){ SMALL_CONNECTIONS, k,
+		    r->connectors[k] };
+	/*
+	 * Each test on every path in turn, twice, the second time in the
+	 * reverse order, and the better of the two kept: what the machine
+	 * was doing meanwhile (its other core, its clock) weighs on every
+	 * path alike.
+	 */
+	for (t = 0; t < ntests; t++) {
+		fprintf(stderr, "  small messages: %s, %d\n",
+		    tests[t].kind == SMALL_PIPELINED ? "pipelined" :
+		    tests[t].kind == SMALL_ROUND_TRIPS ? "round trips" :
+		    "connections", tests[t].count);
+		for (round = 0; round < 2; round++) {
+			for (k = 0; k < PATH_COUNT; k++) {
+				int p = round == 0 ? k : PATH_COUNT - 1 - k;
+				const char *h = p == PATH_STUNNEL ? "127.0.0.1" : host;
+				int pt = p == PATH_PLAIN ? port : p == PATH_TLSHIM ?
+				    port + 1 : stunnel_port;
+				double v, *slot = small_slot(r, tests[t].kind,
+				    tests[t].i, p);
+
+				if (p == PATH_STUNNEL && stunnel_port <= 0)
+					continue;
+				v = small_run(tests[t].kind, tests[t].count, h, pt,
+				    seconds / 2, r);
+				if (v <= 0) {
+					fprintf(stderr, "tlshim-bench: %s: small-message "
+					    "test failed\n", path_keys[p]);
+					return -1;
+				}
+				if (v > *slot)
+					*slot = v;
+			}
 		}
-	for (i = 0; i < r->nconnectors; i++)
-		if (r->connect_rate[path][i] <= 0) {
-			fprintf(stderr, "tlshim-bench: %s connections with %d "
-			    "connectors failed\n", path_keys[path], r->connectors[i]);
-			return -1;
-		}
+	}
 	return 0;
 }
 
@@ -315,8 +365,8 @@ bench_svg_small(FILE *f, const struct bench_results *r, double x, double y,
 	    r->pipe_depth);
 	memcpy(rows[n++], r->pipe_rate, sizeof(rows[0]));
 	for (i = 0; i < r->nthreads; i++) {
-		snprintf(labels[n], sizeof(labels[n]), "round trips, %d threads",
-		    r->threads[i]);
+		snprintf(labels[n], sizeof(labels[n]), "round trips, %d thread%s",
+		    r->threads[i], r->threads[i] > 1 ? "s" : "");
 		for (p = 0; p < PATH_COUNT; p++)
 			rows[n][p] = r->rr_rate[p][i];
 		n++;
