@@ -3,6 +3,7 @@
 #include <poll.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -20,9 +21,9 @@
 /*
  * Handshakes cost CPU (signatures, key exchange), and a rendezvous brings
  * hundreds of connections at once: up to PROGRESS_MAX_THREADS threads, one
- * per core, share the work. A connection goes to the thread its address
- * hashes to (or to a running one when that one cannot start), which keeps
- * it for its whole life.
+ * per core, share the work. Connections go to them in turn (to a running
+ * one when the next cannot start), and each keeps its thread for its whole
+ * life.
  */
 #define PROGRESS_MAX_THREADS 4
 
@@ -50,14 +51,14 @@ count_threads(void)
 	    PROGRESS_MAX_THREADS : (int)cores;
 }
 
-/* The thread ${c} hashes to. */
+/* The thread for a connection that has none yet: each in turn. */
 static int
-thread_index_of(const struct conn *c)
+thread_index_next(void)
 {
-	uint64_t h = (uint64_t)(uintptr_t)c * 0x9e3779b97f4a7c15ull;
+	static atomic_uint turn;
 
 	pthread_once(&count_once, count_threads);
-	return (int)((h >> 32) % (uint64_t)thread_count);
+	return (int)(atomic_fetch_add(&turn, 1) % (unsigned)thread_count);
 }
 
 static void
@@ -219,16 +220,40 @@ progress_start_locked(struct progress_thread *t)
 
 /*
  * The thread that looks after ${c}, running, with its lock held: the one
- * it was given before, or the one it hashes to, or, when that one cannot
- * be started (memory or thread limits), any running thread. NULL and
+ * it was given before, or the next in turn, or, when that one cannot be
+ * started (memory or thread limits), any running thread. NULL and
  * -errno when none runs.
  */
+/* Every thread is started at the first need, so that what the shim holds
+ * (threads, descriptors, memory) is the same from the first connection on.
+ * One that cannot start is tried again at the next need. */
+static void
+progress_start_all(void)
+{
+	static _Atomic pid_t started_in;
+	pid_t pid = getpid();
+	bool all = true;
+	int i;
+
+	if (atomic_load(&started_in) == pid)
+		return;
+	pthread_once(&count_once, count_threads);
+	for (i = 0; i < thread_count; i++) {
+		pthread_mutex_lock(&threads[i].lock);
+		all &= progress_start_locked(&threads[i]) == 0;
+		pthread_mutex_unlock(&threads[i].lock);
+	}
+	if (all)
+		atomic_store(&started_in, pid);
+}
+
 static struct progress_thread *
 progress_home_locked(struct conn *c, int *err)
 {
 	atomic_int *watcher = conn_watcher(c);
 	int home = atomic_load(watcher), first, i, rc;
 
+	progress_start_all();
 	if (home >= 0) {
 		/* Its thread for good; in a forked child, started anew. */
 		pthread_mutex_lock(&threads[home].lock);
@@ -238,7 +263,7 @@ progress_home_locked(struct conn *c, int *err)
 		*err = rc;
 		return NULL;
 	}
-	first = thread_index_of(c);
+	first = thread_index_next();
 	*err = -EAGAIN;
 	for (i = 0; i < thread_count; i++) {
 		int k = (first + i) % thread_count, expected = -1;

@@ -2,8 +2,8 @@
 #define TLSHIM_PROGRESS_H
 
 /*
- * The background progress thread: drives TCP connects and TLS handshakes,
- * and drains ciphertext the kernel could not take, without the application
+ * The background progress threads: drive TCP connects and TLS handshakes,
+ * and drain ciphertext the kernel could not take, without the application
  * calling into the shim (a rank that sends and then blocks in accept() must
  * not deadlock). Started on first need, and again in a forked child that
  * makes new connections.
