@@ -240,7 +240,7 @@ check-stacks: all $(PROG_BINS)
 	$(Q)tools/deps.sh test
 	$(Q)[ -x $(STACKS_VENV)/bin/python ] || \
 		$(STACKS_PYTHON) -m venv $(STACKS_VENV)
-	$(Q)$(STACKS_VENV)/bin/pip install -q torch==2.13.0 numpy
+	$(Q)$(STACKS_VENV)/bin/pip install -q torch==2.13.0 numpy ray==2.60.0
 	$(Q)BUILD=$(BUILD) E2E_DIR=tests/stacks \
 		TORCH_PYTHON=$(abspath $(STACKS_VENV))/bin/python tests/run-e2e
 

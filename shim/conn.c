@@ -93,6 +93,7 @@ conn_new(int fd, unsigned int flags)
 	    CONN_HANDSHAKING;
 	c->deadline_ms = (flags & CONN_NEW_CONNECTING) ? INT64_MAX :
 	    c->started_ms + config.handshake_timeout_ms;
+	conn_keep_kernel_lowat(c);
 	if (c->is_client) {
 		int on = 0;
 		socklen_t len = sizeof(on);
@@ -362,6 +363,38 @@ conn_set_timeout(struct conn *c, bool send, int timeout_ms)
 	else
 		c->rcvtimeo_ms = timeout_ms;
 	pthread_mutex_unlock(&c->lock);
+}
+
+/*
+ * SO_RCVLOWAT counts bytes in the kernel, but the shim takes ciphertext
+ * out of the kernel ahead of the application (a record being assembled,
+ * records read ahead): a low-water mark in the kernel could then wait for
+ * bytes that will never come (gRPC sets one per message it expects, and
+ * stalled with megabytes queued). The kernel's mark stays 1; the
+ * application's is kept for getsockopt.
+ */
+void
+conn_keep_kernel_lowat(struct conn *c)
+{
+	int lowat = 1;
+	socklen_t len = sizeof(lowat);
+
+	if (real.getsockopt(c->fd, SOL_SOCKET, SO_RCVLOWAT, &lowat, &len) != 0)
+		return;
+	atomic_store(&c->app_rcvlowat, lowat);
+	if (lowat <= 1)
+		return;
+	lowat = 1;
+	(void)real.setsockopt(c->fd, SOL_SOCKET, SO_RCVLOWAT, &lowat,
+	    sizeof(lowat));
+}
+
+int
+conn_app_rcvlowat(struct conn *c)
+{
+	int lowat = atomic_load(&c->app_rcvlowat);
+
+	return lowat > 0 ? lowat : 1;
 }
 
 void

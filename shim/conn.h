@@ -116,6 +116,19 @@ bool conn_settled(struct conn *c);
  * kernel holds are opened to tell). 0 before the channel is keyed. */
 int conn_readable_bytes(struct conn *c);
 
+/* conn_set_inq(c, on), conn_wants_inq(c): the application's TCP_INQ;
+ * conn_inq_bytes(c): what recvmsg's TCP_CM_INQ reports: plaintext held,
+ * records read ahead and the ciphertext the kernel holds (an upper bound:
+ * zero only when nothing at all is waiting). */
+void conn_set_inq(struct conn *c, bool on);
+/* conn_keep_kernel_lowat(c): SO_RCVLOWAT set on the kernel socket becomes
+ * the application's (conn_app_rcvlowat); the kernel's goes back to 1, as
+ * the shim holds bytes the kernel no longer counts. */
+void conn_keep_kernel_lowat(struct conn *c);
+int conn_app_rcvlowat(struct conn *c);
+bool conn_wants_inq(struct conn *c);
+int conn_inq_bytes(struct conn *c);
+
 /* conn_input_ready(c): whether recv() now returns data, the end or an
  * error rather than EAGAIN. The kernel's readiness counts ciphertext, and
  * part of a record is nothing the application can read; what the kernel

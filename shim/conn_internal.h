@@ -99,6 +99,11 @@ struct conn {
 	uint8_t rx_small[RX_SMALL_BODY];
 	uint8_t rx_ahead[RX_AHEAD_SIZE];	/* ciphertext read ahead */
 	size_t rx_ahead_off, rx_ahead_len;
+	bool rx_kernel_more;		/* the last kernel read filled all it
+					 * was given: the kernel may hold more */
+	atomic_bool tcp_inq;		/* the application set TCP_INQ */
+	atomic_int app_rcvlowat;	/* SO_RCVLOWAT as the application set
+					 * it; the kernel's stays 1 */
 	bool rx_whole;			/* rx_buf holds a whole record, unopened */
 	size_t rx_plain_off, rx_plain_len;
 	bool rx_eof;			/* authenticated close received */

@@ -2,6 +2,8 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <linux/sockios.h>
+#include <sys/ioctl.h>
 
 #include <sodium.h>
 
@@ -46,6 +48,14 @@ rx_ahead_ready(const struct conn *c)
 	    c->rx_ahead + c->rx_ahead_off, c->rx_ahead_len);
 }
 
+/* Could a receive hand out more now without waiting: records read ahead,
+ * or the kernel may hold more than the last read took? */
+static bool
+rx_more_now(const struct conn *c)
+{
+	return rx_ahead_ready(c) || c->rx_kernel_more;
+}
+
 /* Would a receive hand out something now, without the kernel? */
 static bool
 rx_input_waiting(const struct conn *c)
@@ -86,8 +96,13 @@ rx_fill(struct conn *c, struct iovec *iov, int parts, int flags)
 	iov[parts].iov_len = sizeof(c->rx_ahead);
 	msg.msg_iovlen = (size_t)parts + 1;
 	n = real.recvmsg(c->fd, &msg, flags);
-	if (n < 0)
+	if (n < 0) {
+		c->rx_kernel_more = false;
 		return errno == EWOULDBLOCK ? -EAGAIN : -errno;
+	}
+	/* TCP hands out all it holds up to the room given: a short read
+	 * means there was no more. */
+	c->rx_kernel_more = (size_t)n == want + sizeof(c->rx_ahead);
 	if ((size_t)n > want) {
 		c->rx_ahead_off = 0;
 		c->rx_ahead_len = (size_t)n - want;
@@ -275,8 +290,10 @@ conn_recv(struct conn *c, const struct iovec *iov, int iovcnt, int flags)
 		if (c->rx_plain_len > 0) {
 			done += conn_deliver(c, iov, iovcnt, done, peek);
 			/* Like the kernel, hand out what is here, up to the
-			 * caller's room: records already read ahead too. */
-			if (peek || (!waitall && !rx_ahead_ready(c)))
+			 * caller's room (records read ahead, and what the
+			 * kernel holds): a program that reads until a short
+			 * read must not leave whole records behind. */
+			if (peek || total == 0 || (!waitall && !rx_more_now(c)))
 				break;
 			continue;
 		}
@@ -304,7 +321,7 @@ conn_recv(struct conn *c, const struct iovec *iov, int iovcnt, int flags)
 			if (rc < 0)
 				goto out;
 			done += (size_t)rc;
-			if (rc > 0 && !waitall && !rx_ahead_ready(c))
+			if (rc > 0 && !waitall && !rx_more_now(c))
 				break;
 			continue;
 		}
@@ -352,6 +369,36 @@ conn_readable_bytes(struct conn *c)
 	atomic_store(&c->rx_readable, rx_input_waiting(c));
 	pthread_mutex_unlock(&c->recv_lock);
 	return avail;
+}
+
+int
+conn_inq_bytes(struct conn *c)
+{
+	size_t held;
+	int kernel = 0;
+
+	pthread_mutex_lock(&c->recv_lock);
+	held = c->rx_plain_len + (rx_ahead_ready(c) ? c->rx_ahead_len : 0) +
+	    (c->rx_whole ? c->rx_reader.body_len : 0);
+	pthread_mutex_unlock(&c->recv_lock);
+	/* Ciphertext the kernel holds: an upper bound of the plaintext in
+	 * it (a record's header and tag are counted too). */
+	if (real.ioctl(c->fd, SIOCINQ, &kernel) != 0 || kernel < 0)
+		kernel = 0;
+	held += (size_t)kernel;
+	return held > INT32_MAX ? INT32_MAX : (int)held;
+}
+
+bool
+conn_wants_inq(struct conn *c)
+{
+	return atomic_load(&c->tcp_inq);
+}
+
+void
+conn_set_inq(struct conn *c, bool on)
+{
+	atomic_store(&c->tcp_inq, on);
 }
 
 bool

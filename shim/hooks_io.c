@@ -10,6 +10,8 @@
 #include <string.h>
 #include <stdbool.h>
 #include <sys/socket.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <sys/uio.h>
 #include <unistd.h>
 
@@ -80,6 +82,44 @@ recv_iov(int fd, const struct iovec *iov, int iovcnt, int flags)
 	rc = conn_recv(c, iov, iovcnt, flags);
 	conn_unref(c);
 	return rc;
+}
+
+/*
+ * recvmsg() on a protected connection. The only ancillary data TCP gives
+ * is TCP_CM_INQ (with TCP_INQ set): how many bytes are still waiting.
+ * gRPC reads on until it says 0 and then waits for the next edge, so it
+ * must count what the shim holds as well as what the kernel holds.
+ */
+static ssize_t
+recvmsg_protected(int fd, struct msghdr *msg, int flags)
+{
+	size_t room = msg->msg_control != NULL ? msg->msg_controllen : 0;
+	struct conn *c = fdtab_get(fd);
+	ssize_t n;
+
+	msg->msg_controllen = 0;
+	msg->msg_flags = 0;
+	if (c == NULL)
+		return -EBADF;
+	n = conn_recv(c, msg->msg_iov, (int)msg->msg_iovlen, flags);
+	if (n >= 0 && conn_wants_inq(c)) {
+		int inq = conn_inq_bytes(c);
+
+		if (room >= CMSG_SPACE(sizeof(inq))) {
+			struct cmsghdr *cm = (struct cmsghdr *)msg->msg_control;
+
+			memset(cm, 0, CMSG_SPACE(sizeof(inq)));
+			cm->cmsg_level = IPPROTO_TCP;
+			cm->cmsg_type = TCP_CM_INQ;
+			cm->cmsg_len = CMSG_LEN(sizeof(inq));
+			memcpy(CMSG_DATA(cm), &inq, sizeof(inq));
+			msg->msg_controllen = CMSG_SPACE(sizeof(inq));
+		} else {
+			msg->msg_flags |= MSG_CTRUNC;
+		}
+	}
+	conn_unref(c);
+	return n;
 }
 
 EXPORT ssize_t
@@ -182,10 +222,7 @@ recvmsg(int fd, struct msghdr *msg, int flags)
 		return -1;
 	}
 	msg->msg_namelen = 0;
-	msg->msg_controllen = 0;
-	msg->msg_flags = 0;
-	HOOK_RETURN(ssize_t, recv_iov(fd, msg->msg_iov, (int)msg->msg_iovlen,
-	    flags));
+	HOOK_RETURN(ssize_t, recvmsg_protected(fd, msg, flags));
 }
 
 EXPORT ssize_t

@@ -595,11 +595,12 @@ getsockopt(int fd, int level, int optname, void *optval, socklen_t *optlen)
 {
 	struct conn *c;
 
-	if (level != SOL_SOCKET || optname != SO_ERROR || optval == NULL ||
-	    optlen == NULL || *optlen < sizeof(int) ||
-	    (c = fdtab_get(fd)) == NULL)
+	if (level != SOL_SOCKET || (optname != SO_ERROR &&
+	    optname != SO_RCVLOWAT) || optval == NULL || optlen == NULL ||
+	    *optlen < sizeof(int) || (c = fdtab_get(fd)) == NULL)
 		return REAL(getsockopt)(fd, level, optname, optval, optlen);
-	*(int *)optval = conn_take_so_error(c);
+	*(int *)optval = optname == SO_ERROR ? conn_take_so_error(c) :
+	    conn_app_rcvlowat(c);
 	conn_unref(c);
 	*optlen = sizeof(int);
 	return 0;
@@ -626,8 +627,13 @@ setsockopt(int fd, int level, int optname, const void *optval,
 		return rc;
 	if (level == IPPROTO_TCP && optname == TCP_NODELAY)
 		conn_app_set_nodelay(c);
+	else if (level == IPPROTO_TCP && optname == TCP_INQ &&
+	    optlen >= sizeof(int))
+		conn_set_inq(c, *(const int *)optval != 0);
 	else if (level != SOL_SOCKET)
 		;
+	else if (optname == SO_RCVLOWAT)
+		conn_keep_kernel_lowat(c);
 	else if (optname == SO_RCVTIMEO || optname == SO_SNDTIMEO)
 		conn_set_timeout(c, optname == SO_SNDTIMEO,
 		    timeval_ms(optval, optlen));

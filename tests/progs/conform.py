@@ -175,6 +175,51 @@ def fionread_counts_plaintext(log):
     log("FIONREAD after", fionread)
 
 
+@scenario
+def zero_length_receive(log):
+    cli, conn = pair()
+    for piece in (b"first message", b"second", b"third"):
+        cli.sendall(piece)
+        time.sleep(0.02)
+    wait_readable(conn)
+    time.sleep(0.05)
+    log("recv 5", lambda: conn.recv(5))
+    log("recv 0", lambda: conn.recv(0))
+    log("recvmsg 0", lambda: conn.recvmsg(0)[0])
+    log("the rest", lambda: recv_exactly(conn, 19))
+
+
+TCP_INQ = 36    # <linux/tcp.h>; also the type of its TCP_CM_INQ message
+
+
+@scenario
+def tcp_inq_counts_what_waits(log):
+    cli, conn = pair()
+    conn.setsockopt(socket.IPPROTO_TCP, TCP_INQ, 1)
+    cli.sendall(b"y" * 100)
+    wait_readable(conn)
+    time.sleep(0.1)
+
+    def read_with_inq(n):
+        data, anc, flags, _ = conn.recvmsg(n, socket.CMSG_SPACE(4))
+        inq = [struct.unpack("i", d[:4])[0] for lvl, typ, d in anc
+               if lvl == socket.IPPROTO_TCP and typ == TCP_INQ]
+        return "%d bytes, inq %s" % (len(data), inq)
+    log("recvmsg 10", lambda: read_with_inq(10))
+    log("recvmsg 200", lambda: read_with_inq(200))
+
+
+@scenario
+def rcvlowat_is_kept(log):
+    cli, conn = pair()
+    log("set SO_RCVLOWAT 64",
+        lambda: conn.setsockopt(socket.SOL_SOCKET, socket.SO_RCVLOWAT, 64))
+    log("get SO_RCVLOWAT",
+        lambda: conn.getsockopt(socket.SOL_SOCKET, socket.SO_RCVLOWAT))
+    cli.sendall(b"z" * 100)
+    log("read 100", lambda: len(recv_exactly(conn, 100)))
+
+
 # --- ends of streams ---------------------------------------------------
 
 @scenario
