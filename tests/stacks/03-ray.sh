@@ -12,8 +12,9 @@ BIN=$(dirname "$TORCH_PYTHON")
 make_nodes
 make_creds
 export RAY_USAGE_STATS_ENABLED=0
+# ray_env NODE: the env command for a Ray process on NODE.
 ray_env() {
-	env $(shim $1) TLSHIM_PEERS=$IP_A,$IP_B
+	echo "$(shim $1) TLSHIM_PEERS=$IP_A,$IP_B"
 }
 capture_start ray
 on_a $(ray_env a) timeout 120 "$BIN/ray" start --head --node-ip-address=$IP_A \
@@ -38,7 +39,7 @@ from_b=$(grep -c "protected as server, peer spiffe://e2e/node/b" "$T/a.log" || t
 from_a=$(grep -c "protected as server, peer spiffe://e2e/node/a at $IP_A" "$T/b.log" || true)
 [ "$from_b" -ge 3 ] || fail "only $from_b connections from node b were protected"
 [ "$from_a" -ge 1 ] || fail "no connection from node a to b was protected"
-grep -h "failed authentication\|refused" "$T/a.log" "$T/b.log" &&
+grep -h "failed authentication\|connection refused as" "$T/a.log" "$T/b.log" &&
     fail "a protected connection failed during the job"
 echo "ray: $(sed -n 's/.*"ray": "\([^"]*\)".*/\1/p' "$T/job.out"); $from_b" \
     "connections from b and $from_a from a protected"
