@@ -237,10 +237,11 @@ STACKS_VENV ?= $(BUILD)/stacks-venv
 STACKS_PYTHON ?= $(shell command -v pyenv >/dev/null 2>&1 && \
 	pyenv which python3 2>/dev/null || echo python3)
 check-stacks: all $(PROG_BINS)
-	$(Q)tools/deps.sh test
+	$(Q)tools/deps.sh stacks
 	$(Q)[ -x $(STACKS_VENV)/bin/python ] || \
 		$(STACKS_PYTHON) -m venv $(STACKS_VENV)
-	$(Q)$(STACKS_VENV)/bin/pip install -q torch==2.13.0 numpy ray==2.60.0
+	$(Q)$(STACKS_VENV)/bin/pip install -q torch==2.13.0 numpy ray==2.60.0 \
+		mpi4py==4.1.2
 	$(Q)BUILD=$(BUILD) E2E_DIR=tests/stacks \
 		TORCH_PYTHON=$(abspath $(STACKS_VENV))/bin/python tests/run-e2e
 

@@ -1,8 +1,9 @@
 #!/bin/sh
 # Installs the Debian packages tlshim needs, or says exactly how to.
-# Usage: tools/deps.sh build|test|demo|fuzz|deb
+# Usage: tools/deps.sh build|test|demo|fuzz|deb|stacks
 # build: compiler inputs only; test: everything `make check` runs;
-# demo: what `make demo` runs.
+# demo: what `make demo` runs; stacks: make check-stacks (mpi4py 4's
+# wheel loads Open MPI through libmpi.so, from libopenmpi-dev).
 set -eu
 
 build_pkgs="libwolfssl-dev libsodium-dev check pkg-config"
@@ -10,6 +11,7 @@ test_pkgs="$build_pkgs iproute2 socat iperf3 tshark python3-torch openmpi-bin py
 demo_pkgs="$build_pkgs iproute2 tshark python3-torch"
 fuzz_pkgs="$build_pkgs clang libclang-rt-14-dev"
 deb_pkgs="$build_pkgs debhelper dpkg-dev fakeroot lintian"
+stacks_pkgs="$test_pkgs python3-venv libopenmpi-dev"
 
 case "${1:-build}" in
 build) wanted=$build_pkgs ;;
@@ -17,7 +19,8 @@ test) wanted=$test_pkgs ;;
 demo) wanted=$demo_pkgs ;;
 fuzz) wanted=$fuzz_pkgs ;;
 deb) wanted=$deb_pkgs ;;
-*) echo "usage: $0 build|test|demo|fuzz|deb" >&2; exit 2 ;;
+stacks) wanted=$stacks_pkgs ;;
+*) echo "usage: $0 build|test|demo|fuzz|deb|stacks" >&2; exit 2 ;;
 esac
 
 missing=""
