@@ -297,6 +297,8 @@ conn_poll(struct conn *c, short events, short *kernel_events, bool *handshaking)
 	case CONN_ESTABLISHED:
 		if ((events & POLLIN) && atomic_load(&c->rx_readable))
 			ready |= POLLIN;
+		if ((events & POLLRDHUP) && atomic_load(&c->rx_eof))
+			ready |= POLLRDHUP;
 		*kernel_events = events & ~ready;
 		break;
 	}

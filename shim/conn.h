@@ -136,6 +136,10 @@ int conn_inq_bytes(struct conn *c);
  * to open straight into the caller's buffer. */
 bool conn_input_ready(struct conn *c);
 
+/* conn_peer_closed(c): the peer's authenticated close has arrived: its
+ * writing half is shut (POLLRDHUP, EPOLLRDHUP), even before its FIN. */
+bool conn_peer_closed(struct conn *c);
+
 /* conn_take_so_error(c): SO_ERROR as the kernel would report it (reading
  * clears it). */
 int conn_take_so_error(struct conn *c);

@@ -106,7 +106,8 @@ struct conn {
 					 * it; the kernel's stays 1 */
 	bool rx_whole;			/* rx_buf holds a whole record, unopened */
 	size_t rx_plain_off, rx_plain_len;
-	bool rx_eof;			/* authenticated close received */
+	atomic_bool rx_eof;		/* authenticated close received (read
+					 * without recv_lock for POLLRDHUP) */
 	int rx_error;
 	atomic_bool rx_readable;	/* plaintext, EOF or error is waiting */
 	uint64_t bytes_in;

@@ -402,18 +402,29 @@ conn_set_inq(struct conn *c, bool on)
 }
 
 bool
+conn_peer_closed(struct conn *c)
+{
+	return atomic_load(&c->rx_eof);
+}
+
+bool
 conn_input_ready(struct conn *c)
 {
+	enum conn_state state;
 	bool ready;
 	int rc = 0;
 
 	if (conn_check_owner(c) != 0)
 		return true;	/* recv() reports the error */
 	pthread_mutex_lock(&c->lock);
-	ready = c->state != CONN_ESTABLISHED;	/* failed, or not ours to judge */
+	state = c->state;
 	pthread_mutex_unlock(&c->lock);
-	if (ready || atomic_load(&c->shut_rd))
+	/* Failed: recv() reports it. Connecting or in the handshake: what
+	 * the kernel holds is the handshake's, nothing to read. */
+	if (state == CONN_FAILED || atomic_load(&c->shut_rd))
 		return true;
+	if (state != CONN_ESTABLISHED)
+		return false;
 	/* Another thread is reading (perhaps blocked in the kernel): the
 	 * kernel's word stands rather than waiting for it. */
 	if (pthread_mutex_trylock(&c->recv_lock) != 0)

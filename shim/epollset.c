@@ -37,6 +37,14 @@ reg_sync_kernel(int epfd, struct epoll_reg *r)
 	if (reduce)
 		ev.events &= ~(uint32_t)(EPOLLIN | EPOLLOUT | EPOLLRDNORM |
 		    EPOLLWRNORM | EPOLLPRI);
+	/* An EPOLLEXCLUSIVE registration cannot be modified, only added
+	 * again. */
+	if (r->events & EPOLLEXCLUSIVE) {
+		if (real.epoll_ctl(epfd, EPOLL_CTL_DEL, r->fd, NULL) == 0 &&
+		    real.epoll_ctl(epfd, EPOLL_CTL_ADD, r->fd, &ev) == 0)
+			r->reduced = reduce;
+		return;
+	}
 	if (real.epoll_ctl(epfd, EPOLL_CTL_MOD, r->fd, &ev) == 0)
 		r->reduced = reduce;
 }
@@ -226,6 +234,8 @@ epoll_synthesise(int epfd, struct epoll_event *out, int max, bool *waiting)
 			continue;
 		if (r->events & EPOLLIN)
 			want |= POLLIN;
+		if (r->events & EPOLLRDHUP)
+			want |= POLLRDHUP;
 		if (r->reduced && (r->events & EPOLLOUT))
 			want |= POLLOUT;
 		if (want == 0)
@@ -234,6 +244,7 @@ epoll_synthesise(int epfd, struct epoll_event *out, int max, bool *waiting)
 		if (!ready)
 			continue;
 		out[n].events = ((ready & POLLIN) ? EPOLLIN : 0) |
+		    ((ready & POLLRDHUP) ? EPOLLRDHUP : 0) |
 		    ((ready & POLLOUT) ? EPOLLOUT : 0) |
 		    ((ready & POLLERR) ? EPOLLERR : 0) |
 		    ((ready & POLLHUP) ? EPOLLHUP : 0);
@@ -285,7 +296,7 @@ epoll_merge(int epfd, struct epoll_event *ev, int synth, int total)
  * not for one-shot registrations (the kernel disarmed them: an event
  * withheld would never come again). */
 static struct conn *
-reg_conn_by_data(int epfd, epoll_data_t data)
+reg_conn_by_data(int epfd, epoll_data_t data, uint32_t *events)
 {
 	struct epoll_set *s;
 	struct conn *c = NULL;
@@ -297,6 +308,7 @@ reg_conn_by_data(int epfd, epoll_data_t data)
 			if (s->regs[i].data.u64 == data.u64 &&
 			    !(s->regs[i].events & EPOLLONESHOT)) {
 				c = s->regs[i].conn;
+				*events = s->regs[i].events;
 				conn_ref(c);
 			}
 	pthread_mutex_unlock(&sets_lock);
@@ -314,14 +326,17 @@ epoll_filter_input(int epfd, struct epoll_event *ev, int first, int total)
 	int k;
 
 	for (k = first; k < total; k++) {
+		uint32_t wanted = 0;
 		struct conn *c;
 
 		if (!(ev[k].events & EPOLLIN) ||
 		    (ev[k].events & (EPOLLERR | EPOLLHUP)) ||
-		    (c = reg_conn_by_data(epfd, ev[k].data)) == NULL)
+		    (c = reg_conn_by_data(epfd, ev[k].data, &wanted)) == NULL)
 			continue;
 		if (!conn_input_ready(c))
 			ev[k].events &= ~(uint32_t)(EPOLLIN | EPOLLRDNORM);
+		else if ((wanted & EPOLLRDHUP) && conn_peer_closed(c))
+			ev[k].events |= EPOLLRDHUP;
 		conn_unref(c);
 		if (ev[k].events == 0)
 			ev[k--] = ev[--total];

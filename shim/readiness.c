@@ -56,6 +56,8 @@ input_revents(const struct pollfd *k)
 		return revents;
 	if (!conn_input_ready(c))
 		revents &= ~(POLLIN | POLLRDNORM);
+	else if ((k->events & POLLRDHUP) && conn_peer_closed(c))
+		revents |= POLLRDHUP;
 	conn_unref(c);
 	return revents;
 }

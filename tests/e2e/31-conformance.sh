@@ -1,9 +1,12 @@
 # The shim behaves like the kernel: every scenario of
-# tests/progs/conform.py (the connect state machine, MSG_PEEK,
-# MSG_DONTWAIT, MSG_WAITALL, FIONREAD, half-close, poll and epoll at EOF
-# and readiness that promises data,
-# EPOLLRDHUP, EPOLLET, EPOLLONESHOT, SO_LINGER resets, dup, sendfile,
-# MSG_MORE and TCP_CORK, signals, splice) runs once on plain sockets and
+# tests/progs/conform.py (the connect state machine and a connect that
+# times out, accept4's flags, MSG_PEEK, MSG_DONTWAIT, MSG_WAITALL,
+# MSG_TRUNC, FIONREAD, SIOCOUTQ, TCP_INQ, SO_RCVLOWAT, receives of zero
+# bytes, half-close, EOF and reset while blocked in recv, poll and epoll,
+# readiness that promises data, EPOLLRDHUP, EPOLLET, EPOLLONESHOT,
+# EPOLLEXCLUSIVE, SO_LINGER resets, getpeername and getsockname, dup, dup2
+# and fcntl, sendfile, MSG_MORE and TCP_CORK, signals with and without
+# SA_RESTART, splice) runs once on plain sockets and
 # once under the shim (loopback, no root), and the two records of return
 # values, errno names, bytes and readiness must be identical, except for
 # the differences listed below, each with its reason (README, Limits). A

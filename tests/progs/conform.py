@@ -413,6 +413,194 @@ def readiness_means_data(log):
         conn.close()
 
 
+# --- what the issue also lists ----------------------------------------
+
+def libc_call():
+    import ctypes
+    return ctypes.CDLL(None, use_errno=True), ctypes
+
+
+def errno_text(rc, ctypes):
+    err = ctypes.get_errno()
+    return rc if rc >= 0 else "error " + errno.errorcode.get(err, str(err))
+
+
+@scenario
+def accept4_flags(log):
+    """accept4(SOCK_NONBLOCK | SOCK_CLOEXEC) gives a socket with both, and
+    plain accept() gives one with neither (O_NONBLOCK is not inherited)."""
+    libc, ctypes = libc_call()
+    srv, port = listener()
+    srv.setblocking(False)
+    cli = socket.create_connection(("127.0.0.1", port))
+    cli2 = socket.create_connection(("127.0.0.1", port))
+    wait_readable(srv)
+    fd = libc.accept4(srv.fileno(), None, None,
+                      socket.SOCK_NONBLOCK | socket.SOCK_CLOEXEC)
+    log("accept4", lambda: fd >= 0)
+    log("O_NONBLOCK", lambda: bool(fcntl.fcntl(fd, fcntl.F_GETFL) &
+                                   os.O_NONBLOCK))
+    log("FD_CLOEXEC", lambda: bool(fcntl.fcntl(fd, fcntl.F_GETFD) &
+                                   fcntl.FD_CLOEXEC))
+    buf = ctypes.create_string_buffer(8)
+    log("recv on it", lambda: errno_text(libc.recv(fd, buf, 8, 0), ctypes))
+    fd2 = libc.accept(srv.fileno(), None, None)
+    log("accept: O_NONBLOCK", lambda: bool(fcntl.fcntl(fd2, fcntl.F_GETFL) &
+                                           os.O_NONBLOCK))
+    cli.sendall(b"to the nonblocking one")
+    time.sleep(0.1)
+    log("recv it", lambda: errno_text(libc.recv(fd, buf, 8, 0), ctypes))
+    os.close(fd)
+    os.close(fd2)
+
+
+@scenario
+def msg_trunc_discards(log):
+    """MSG_TRUNC on TCP discards the bytes it names: the next receive
+    starts after them."""
+    cli, conn = pair()
+    cli.sendall(b"0123456789")
+    wait_readable(conn)
+    time.sleep(0.05)
+    log("recv 4 MSG_TRUNC", lambda: len(conn.recv(4, socket.MSG_TRUNC)))
+    log("the rest", lambda: recv_exactly(conn, 6))
+
+
+@scenario
+def siocoutq_after_delivery(log):
+    """SIOCOUTQ counts bytes not yet acknowledged: none once the peer has
+    them."""
+    cli, conn = pair()
+    cli.sendall(b"q" * 1000)
+    log("received", lambda: len(recv_exactly(conn, 1000)))
+    time.sleep(0.1)
+    log("SIOCOUTQ", lambda: struct.unpack("i", fcntl.ioctl(
+        cli, termios.TIOCOUTQ, struct.pack("i", 0)))[0])
+
+
+@scenario
+def epoll_exclusive(log):
+    ep = select.epoll()
+    cli, conn = pair()
+    log("add EPOLLEXCLUSIVE", lambda: ep.register(
+        conn, select.EPOLLIN | select.EPOLLEXCLUSIVE))
+    log("modify it", lambda: ep.modify(conn, select.EPOLLIN))
+    log("wait, nothing", lambda: ep.poll(0.1))
+    cli.sendall(b"wake one")
+    log("wait", lambda: [ev for _, ev in ep.poll(2)])
+    log("read", lambda: recv_exactly(conn, 8))
+
+
+@scenario
+def names_of_the_ends(log):
+    cli, conn = pair()
+    log("peer of the server end is the client end",
+        lambda: conn.getpeername() == cli.getsockname())
+    log("peer of the client end is the server end",
+        lambda: cli.getpeername() == conn.getsockname())
+    log("address", lambda: conn.getsockname()[0])
+
+
+@scenario
+def connect_timeout(log):
+    """A connect the listener never answers (its accept queue is full)
+    times out for a caller with a timeout."""
+    srv = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    srv.bind(("127.0.0.1", 0))
+    srv.listen(0)
+    port = srv.getsockname()[1]
+    held = []
+    results = []
+    for i in range(4):
+        s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        s.settimeout(0.5)
+        try:
+            s.connect(("127.0.0.1", port))
+            results.append("connected")
+        except OSError as e:
+            results.append(type(e).__name__)
+        held.append(s)
+    log("connects", lambda: results[-1])
+    for s in held:
+        s.close()
+    srv.close()
+
+
+@scenario
+def eof_and_reset_while_blocked(log):
+    """A thread blocked in recv, poll or epoll sees the peer's close (EOF)
+    or reset as it happens."""
+    for how in ("recv", "poll", "epoll"):
+        for end in ("close", "reset"):
+            cli, conn = pair()
+            if end == "reset":
+                cli.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER,
+                               struct.pack("ii", 1, 0))
+            threading.Timer(0.2, cli.close).start()
+            if how == "recv":
+                log("%s %s" % (how, end), lambda: conn.recv(10))
+            elif how == "poll":
+                log("%s %s" % (how, end), lambda: poll_events(conn, 5000))
+                log("%s %s then recv" % (how, end), lambda: conn.recv(10))
+            else:
+                ep = select.epoll()
+                ep.register(conn, select.EPOLLIN | select.EPOLLRDHUP)
+                log("%s %s" % (how, end),
+                    lambda: sorted(ev for _, ev in ep.poll(5)))
+                log("%s %s then recv" % (how, end), lambda: conn.recv(10))
+                ep.close()
+            conn.close()
+
+
+@scenario
+def dup2_and_fcntl(log):
+    """Duplicates share one open file: dup2 onto a chosen number, close
+    the original, use the copy; O_NONBLOCK set through one is seen
+    through the other; F_DUPFD_CLOEXEC gives a close-on-exec copy."""
+    cli, conn = pair()
+    fd = os.dup2(conn.fileno(), 77)
+    log("dup2", lambda: fd)
+    cli.sendall(b"through the copy")
+    time.sleep(0.05)
+    log("read the copy", lambda: os.read(77, 16))
+    flags = fcntl.fcntl(77, fcntl.F_GETFL)
+    fcntl.fcntl(77, fcntl.F_SETFL, flags | os.O_NONBLOCK)
+    log("original non-blocking too",
+        lambda: bool(fcntl.fcntl(conn.fileno(), fcntl.F_GETFL) &
+                     os.O_NONBLOCK))
+    log("read the original, nothing there",
+        lambda: os.read(conn.fileno(), 4))
+    fd3 = fcntl.fcntl(conn.fileno(), fcntl.F_DUPFD_CLOEXEC, 90)
+    log("F_DUPFD_CLOEXEC", lambda: (fd3 >= 90, bool(
+        fcntl.fcntl(fd3, fcntl.F_GETFD) & fcntl.FD_CLOEXEC)))
+    conn.close()
+    cli.sendall(b"after the close")
+    time.sleep(0.05)
+    log("the copies live on", lambda: os.read(fd3, 15))
+    os.close(fd3)
+    log("and the last one", lambda: os.read(77, 15))
+    os.close(77)
+
+
+@scenario
+def sa_restart_resumes(log):
+    """A handler installed with SA_RESTART does not interrupt a blocking
+    recv: it returns the data that comes after the signal."""
+    libc, ctypes = libc_call()
+    cli, conn = pair()
+    seen = []
+    signal.signal(signal.SIGALRM, lambda *a: seen.append("signal"))
+    signal.siginterrupt(signal.SIGALRM, False)
+    buf = ctypes.create_string_buffer(16)
+    signal.setitimer(signal.ITIMER_REAL, 0.2)
+    threading.Timer(0.5, lambda: cli.sendall(b"restarted")).start()
+    n = libc.recv(conn.fileno(), buf, 16, 0)
+    log("recv", lambda: errno_text(n, ctypes))
+    log("bytes", lambda: buf.raw[:max(n, 0)])
+    time.sleep(0.05)
+    log("handler ran", lambda: seen)
+
+
 def main():
     if sys.argv[1] == "list":
         print("\n".join(SCENARIOS))
