@@ -256,6 +256,7 @@ conn_fail_locked(struct conn *c, int err)
 	 * be authentic. */
 	if (c->fd >= 0)
 		(void)real.shutdown(c->fd, SHUT_RDWR);
+	atomic_store(&c->failed, true);
 	atomic_store(&c->rx_readable, true);
 	pthread_cond_broadcast(&c->changed);
 }
@@ -306,6 +307,13 @@ conn_poll(struct conn *c, short events, short *kernel_events, bool *handshaking)
 	if (atomic_load(&c->shut_rd) && (events & POLLIN))
 		ready |= POLLIN;
 	return ready;
+}
+
+bool
+conn_input_quiet(struct conn *c)
+{
+	return !atomic_load(&c->rx_readable) && !atomic_load(&c->rx_eof) &&
+	    !atomic_load(&c->shut_rd) && !atomic_load(&c->failed);
 }
 
 bool

@@ -107,6 +107,12 @@ bool conn_owes_bytes(struct conn *c);
 short conn_poll(struct conn *c, short events, short *kernel_events,
     bool *handshaking);
 
+/* conn_input_quiet(c): for an established connection, nothing that
+ * conn_poll() would report beyond the kernel (no plaintext or record
+ * held, no end, not failed); lock-free, for event loops with many
+ * connections. */
+bool conn_input_quiet(struct conn *c);
+
 /* conn_settled(c): established or failed, so the kernel's readiness for
  * the socket means what it says (not during connect or handshake). */
 bool conn_settled(struct conn *c);

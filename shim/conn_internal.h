@@ -61,6 +61,7 @@ struct conn {
 	pthread_cond_t changed;
 	enum conn_state state;
 	int error;			/* errno once FAILED */
+	atomic_bool failed;		/* state is FAILED (read without lock) */
 	int so_error;			/* connect error not yet read by SO_ERROR */
 	bool error_reported;		/* SO_ERROR has told of the failure */
 	bool is_client;

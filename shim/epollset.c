@@ -22,6 +22,8 @@ struct epoll_reg {
 	epoll_data_t data;
 	bool armed;		/* false after a one-shot event, until MOD */
 	bool reduced;		/* kernel interest without IN/OUT (handshake) */
+	bool settled;		/* the connection was seen established or
+				 * failed: it stays so, no need to ask again */
 };
 
 /* Put the kernel registration of ${r} in step with its connection: the
@@ -29,8 +31,12 @@ struct epoll_reg {
 static void
 reg_sync_kernel(int epfd, struct epoll_reg *r)
 {
-	bool reduce = !conn_settled(r->conn);
 	struct epoll_event ev = { .events = r->events, .data = r->data };
+	bool reduce;
+
+	if (!r->settled)
+		r->settled = conn_settled(r->conn);
+	reduce = !r->settled;
 
 	if (!r->armed || reduce == r->reduced)
 		return;
@@ -160,6 +166,7 @@ epollset_note_ctl(int epfd, int op, int fd, const struct epoll_event *event)
 	s->regs[i].armed = true;
 	/* The kernel now has the application's full interest. */
 	s->regs[i].reduced = false;
+	s->regs[i].settled = false;
 	reg_sync_kernel(epfd, &s->regs[i]);
 out:
 	pthread_mutex_unlock(&sets_lock);
@@ -213,13 +220,10 @@ epoll_synthesise(int epfd, struct epoll_event *out, int max, bool *waiting)
 		goto out;
 	for (i = 0; i < s->count && n < max; i++) {
 		struct epoll_reg *r = &s->regs[i];
-		struct conn *now;
 		short kernel_events, want = 0, ready;
 		bool handshaking;
 
-		now = fdtab_get(r->fd);
-		conn_unref(now);	/* only its identity is needed */
-		if (now != r->conn) {
+		if (!fdtab_holds(r->fd, r->conn)) {
 			/* The descriptor was closed (and maybe reused):
 			 * the kernel dropped it from the set as well. */
 			reg_drop(s, i--);
@@ -231,6 +235,10 @@ epoll_synthesise(int epfd, struct epoll_event *out, int max, bool *waiting)
 		if (r->reduced)
 			*waiting = true;
 		if (r->events & EPOLLET)
+			continue;
+		/* Most connections of a busy loop have nothing the kernel
+		 * does not report: a few atomic loads say so. */
+		if (r->settled && !r->reduced && conn_input_quiet(r->conn))
 			continue;
 		if (r->events & EPOLLIN)
 			want |= POLLIN;

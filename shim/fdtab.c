@@ -3,6 +3,7 @@
 #include <pthread.h>
 #include <sched.h>
 #include <stdatomic.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdlib.h>
 
@@ -84,6 +85,15 @@ fdtab_has(int fd)
 
 	return slot != NULL &&
 	    atomic_load_explicit(slot, memory_order_relaxed) != 0;
+}
+
+bool
+fdtab_holds(int fd, const struct conn *conn)
+{
+	fdtab_slot *slot = fdtab_slot_of(fd, 0);
+
+	return slot != NULL && (atomic_load_explicit(slot, memory_order_acquire) &
+	    ~SLOT_LOCKED) == (uintptr_t)conn;
 }
 
 struct conn *

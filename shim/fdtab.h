@@ -6,11 +6,17 @@
  * are not (every file read and write of the process) cost one atomic load.
  */
 
+#include <stdbool.h>
+
 struct conn;
 
 /* fdtab_get(fd): the connection on ${fd} with a reference taken (release it
  * with conn_unref), or NULL. */
 struct conn *fdtab_get(int fd);
+
+/* fdtab_holds(fd, conn): is ${conn} the connection on ${fd} now? Takes no
+ * reference and no lock (an identity check: compares addresses only). */
+bool fdtab_holds(int fd, const struct conn *conn);
 
 /* fdtab_has(fd): is ${fd} protected? No reference; a hint for hot paths. */
 int fdtab_has(int fd);
