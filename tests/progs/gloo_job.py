@@ -1,7 +1,8 @@
 """A PyTorch job over gloo for the end-to-end tests and the demo.
 
-Collectives on tensors from 1 KiB to 64 MiB are checked against their exact
-expected values, then a small DistributedDataParallel model trains a few
+Collectives (all_reduce, broadcast, all_gather, all_to_all) and send/recv
+on tensors from 1 KiB to 64 MiB are checked against their exact expected
+values, then a small DistributedDataParallel model trains a few
 steps and every rank checks that all ranks hold identical parameters.
 Prints one JSON line per rank with what it measured.
 
@@ -48,7 +49,29 @@ def check_collectives(rank, world, sizes):
         for r, p in enumerate(parts):
             if not torch.all(p == float(r * 7)):
                 raise SystemExit(f"rank {rank}: all_gather of {size} bytes is wrong")
-        moved += 3 * size
+        # all_to_all: rank r sends block j (all 100 * r + j) to rank j.
+        block = max(n // world, 1)
+        out = torch.cat([torch.full((block,), float(100 * rank + j))
+                         for j in range(world)])
+        back = torch.empty(block * world)
+        dist.all_to_all_single(back, out)
+        for r in range(world):
+            if not torch.all(back[r * block:(r + 1) * block] ==
+                             float(100 * r + rank)):
+                raise SystemExit(f"rank {rank}: all_to_all of {size} bytes is wrong")
+        # send/recv around the ring: each rank passes its pattern on.
+        mine = pattern + rank
+        got = torch.empty(n)
+        right, left = (rank + 1) % world, (rank - 1) % world
+        if rank % 2 == 0:
+            dist.send(mine, right)
+            dist.recv(got, left)
+        else:
+            dist.recv(got, left)
+            dist.send(mine, right)
+        if not torch.equal(got, pattern + left):
+            raise SystemExit(f"rank {rank}: send/recv of {size} bytes is wrong")
+        moved += 5 * size
     return moved, time.monotonic() - start
 
 
