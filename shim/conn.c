@@ -279,7 +279,10 @@ conn_poll(struct conn *c, short events, short *kernel_events, bool *handshaking)
 	pthread_mutex_lock(&c->lock);
 	switch (c->state) {
 	case CONN_FAILED:
-		ready = (events & (POLLIN | POLLOUT)) | POLLERR | POLLHUP;
+		/* As the kernel reports a reset or refused socket (the shim
+		 * shut it down both ways). */
+		ready = (events & (POLLIN | POLLOUT | POLLRDHUP)) | POLLERR |
+		    POLLHUP;
 		break;
 	case CONN_CONNECTING:
 		/* The kernel tells when TCP is up; reading waits for the
